@@ -1,0 +1,3 @@
+"""cofi: the call-audit pipeline daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,227 @@
+"""Wiring: one App holds the database, event bus, writer, GPU pool and engine.
+
+`cofid run-batch` and `cofid serve` both open an App; plans (batch, upload, reaudit) run
+over its single engine, so every plan shares the GPU slots and the group-commit writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cofid.backends.factory import build_gpus
+from cofid.config import Config
+from cofid.domain.model import Stage
+from cofid.domain.triaging import TriagingRule
+from cofid.engine.bus import EventBus
+from cofid.engine.gpus import GpuPool
+from cofid.engine.run import Engine, PlanRun, RetryPolicy
+from cofid.engine.writer import Writer
+from cofid.plans import batch as bp
+from cofid.stages.file_stages import StageEnv
+from cofid.store import repo
+from cofid.store.db import Database
+from cofid.store.migrate import upgrade
+
+log = logging.getLogger("cofid")
+
+
+@dataclass
+class App:
+    cfg: Config
+    db: Database
+    bus: EventBus
+    writer: Writer
+    pool: GpuPool
+    engine: Engine
+    nursery: trio.Nursery
+    runs: dict[int, PlanRun] = field(default_factory=dict)
+
+    def question_set_for(self, process_id: int, category_mapping_id: int):
+        qs = self.cfg.question_set(process_id, category_mapping_id)
+        if qs is None:
+            raise LookupError(
+                f"no audit question set for process_id={process_id}, "
+                f"category_mapping_id={category_mapping_id}"
+            )
+        return qs
+
+    def known_question_sets(self) -> set[tuple[int, int]]:
+        return {(q.process_id, q.category_mapping_id) for q in self.cfg.all_question_sets()}
+
+    # ---- the batch plan ----------------------------------------------------------------
+
+    async def prepare_batch(self, directory: Path) -> int:
+        """Steps 1–4 and 9 (idempotent): the batch row, distribution, CSVs, triaging.
+
+        Returns the batch id. A directory that already became a batch is resumed.
+        """
+        cfg = self.cfg
+        directory = directory.resolve()
+        bi = await trio.to_thread.run_sync(
+            lambda: bp.read_batch_dir(
+                directory,
+                default_zone=cfg.stages.default_zone,
+                process_id=cfg.audit.default_process_id,
+                category_mapping_id=cfg.audit.default_category_mapping_id,
+                known_sets=self.known_question_sets(),
+            )
+        )
+        existing = await self.db.read(lambda c: repo.batch_by_source(c, str(directory)))
+        if existing is None:
+            pipeline = bp.batch_pipeline(cfg, bi)
+
+            def create(conn):
+                return repo.create_batch(
+                    conn, batch_date=bp.today(), source="batch", source_dir=str(directory),
+                    process_id=bi.process_id, category_mapping_id=bi.category_mapping_id,
+                    pipeline=pipeline,
+                )
+
+            batch_id = await self._retry_unique(create)
+            log.info("batch %d created for %s (%d files)", batch_id, directory, len(bi.audio))
+        else:
+            batch_id = existing.id
+            log.info("resuming batch %d for %s", batch_id, directory)
+        row = await self.db.read(lambda c: repo.get_batch(c, batch_id))
+        pipeline = row.pipeline or {}
+        if row.dbInsertionStatus != "Complete":
+            await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu))
+        if pipeline.get("callmetadata") and not row.callmetadataStatus:
+            await self._batch_step(batch_id, lambda c: bp.callmetadata_step(c, batch_id, bi.call_rows))
+        if pipeline.get("trademetadata") and not row.trademetadataStatus:
+            await self._batch_step(batch_id, lambda c: bp.trademetadata_step(c, batch_id, bi.trade_rows))
+        if pipeline.get("triaging") and row.triagingStatus != "Complete":
+            rule = TriagingRule(**vars(cfg.stages.triaging))
+            qs = self.question_set_for(bi.process_id, bi.category_mapping_id)
+            await self._batch_step(batch_id, lambda c: bp.triaging_step(c, batch_id, rule, qs))
+        return batch_id
+
+    def _next_gpu(self) -> str:
+        return self.pool.round_robin().name
+
+    async def _retry_unique(self, fn, attempts: int = 20):
+        import sqlalchemy as sa
+
+        for i in range(attempts):
+            try:
+                return await self.db.write(fn)
+            except sa.exc.IntegrityError:
+                if i == attempts - 1:
+                    raise
+                await trio.sleep(0.01 * (i + 1))
+        raise AssertionError("unreachable")
+
+    async def _batch_step(self, batch_id: int, step) -> None:
+        """Run a batch-level step and its status update in one transaction, then the
+        overall status; events go through the writer after the commit."""
+        events = await self.db.write(step)
+
+        def refresh(conn):
+            row = repo.get_batch(conn, batch_id)
+            status = bp.overall(bp.statuses_of(row), bp.enabled_stages(row.pipeline or {}))
+            repo.update_batch(conn, batch_id, status=status)
+
+        await self.db.write(refresh)
+        await self.writer.commit([], events)
+
+    async def run_batch(self, batch_id: int, on_change=None) -> PlanRun:
+        """Steps 5–13: stream the files through the file stages to the end."""
+        row = await self.db.read(lambda c: repo.get_batch(c, batch_id))
+
+        async def load_page(after: int, limit: int):
+            return await self.db.read(
+                lambda c: repo.load_files(c, batch_id, after_fd_id=after, limit=limit)
+            )
+
+        run = bp.batch_run(row, bp.statuses_of(row), load_page)
+        run.on_change = on_change
+        self.runs[batch_id] = run
+        try:
+            await self.engine.run(run)
+        finally:
+            self.runs.pop(batch_id, None)
+        if not run.draining:
+            await self._finish_batch(batch_id, run)
+        return run
+
+    async def _finish_batch(self, batch_id: int, run: PlanRun) -> None:
+        from cofid.domain.events import Event
+        from cofid.engine.writer import utcnow
+
+        def finish(conn):
+            row = repo.get_batch(conn, batch_id)
+            status = bp.overall(bp.statuses_of(row), bp.enabled_stages(row.pipeline or {}))
+            values: dict[str, Any] = {"status": status}
+            if status == "Completed" and row.completedAt is None:
+                values["completedAt"] = utcnow()
+            repo.update_batch(conn, batch_id, **values)
+            return status
+
+        status = await self.db.write(finish)
+        failed = sum(c.failed for c in run.counters.values())
+        await self.writer.commit([], [Event(
+            batch_id=batch_id, stage="pipeline", event_type="info",
+            status="success" if status == "Completed" else "processing",
+            total_files=run.total_files, processed_files=run.total_files,
+            error_message=None, metadata={"status": status, "failed_files": failed},
+        )])
+
+
+def stage_env(cfg: Config, stages: tuple[Stage, ...] = ()) -> StageEnv:
+    return StageEnv(
+        work_dir=str(cfg.work_dir),
+        min_duration_s=cfg.stages.min_duration_s,
+        allowed_languages=cfg.stages.allowed_languages,
+        templates=dict(cfg.audit.prompts) or None,
+        stages=stages,
+    )
+
+
+@asynccontextmanager
+async def open_app(cfg: Config, *, gpus=None, inline_db: bool = False, seed: int | None = None) -> AsyncIterator[App]:
+    """Migrate, build and start everything; on exit drain the writer and close backends."""
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(
+        cfg.database_url,
+        pool_size=cfg.database.pool_size,
+        connect_timeout_s=cfg.database.connect_timeout_s,
+        unavailable_retry_s=cfg.database.unavailable_retry_s,
+        inline=inline_db,
+    )
+    await db.run(upgrade, db.engine)
+    await db.write(lambda c: repo.sync_question_sets(c, cfg.all_question_sets()))
+    bus = EventBus()
+    writer = Writer(db, bus)
+    await writer.start()
+    gpu_list = gpus if gpus is not None else build_gpus(cfg, clock=time.monotonic)
+    pool = GpuPool(gpu_list)
+    retry = RetryPolicy(cfg.stages.retry.attempts, cfg.stages.retry.backoff_s, cfg.stages.retry.max_backoff_s)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.run)
+            app = App(cfg, db, bus, writer, pool, None, nursery)  # type: ignore[arg-type]
+            app.engine = Engine(
+                db=db, writer=writer, pool=pool, env=stage_env(cfg), retry=retry,
+                question_set_for=app.question_set_for,
+                file_start_events=cfg.stages.file_start_events,
+                progress_every_files=cfg.stages.progress_every_files,
+                progress_every_s=cfg.stages.progress_every_s, seed=seed,
+            )
+            try:
+                yield app
+            finally:
+                with trio.CancelScope(shield=True):
+                    await writer.drain()
+    finally:
+        for g in gpu_list:
+            with trio.CancelScope(shield=True):
+                await g.backends.aclose()
+        db.dispose()

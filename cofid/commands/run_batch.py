@@ -1,0 +1,137 @@
+"""`cofid run-batch DIR`: one batch to the end, with live progress and a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import trio
+
+from cofid.app import open_app
+from cofid.config import Config
+from cofid.engine.run import PlanRun
+from cofid.plans.batch import BatchInputError
+from cofid.store import repo
+from cofid.store.db import DatabaseUnavailable
+
+EXIT_OK, EXIT_FATAL = 0, 1
+
+
+def progress_lines(run: PlanRun, now: float) -> list[str]:
+    lines = []
+    for stage, c in run.counters.items():
+        processed = c.done + c.failed + c.skipped
+        pct = 100.0 * processed / c.total if c.total else 100.0
+        lines.append(
+            f"  {stage.value:<8} {c.status:<10} {processed:>6}/{c.total:<6} {pct:5.1f}%  "
+            f"done {c.done:<6} failed {c.failed:<4} skipped {c.skipped:<5} "
+            f"{c.rate_per_minute(now):7.1f}/min"
+        )
+    return lines
+
+
+def summary(batch_row, run: PlanRun, seconds: float, call_counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "batch_id": batch_row.id,
+        "batch_date": batch_row.batchDate.isoformat(),
+        "batch_number": batch_row.batchNumber,
+        "status": batch_row.status,
+        "total_files": batch_row.totalFiles,
+        "duration_s": round(seconds, 3),
+        "stages": {
+            s.value: {"status": c.status, "done": c.done, "failed": c.failed, "skipped": c.skipped}
+            for s, c in run.counters.items()
+        },
+        "call_status": call_counts,
+        "failures": [{"audio_name": a, "stage": s, "error": e} for a, s, e in run.failures],
+    }
+
+
+async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
+    tty = sys.stderr.isatty() and not as_json
+    t0 = time.monotonic()
+    async with open_app(cfg) as app:
+        batch_id = await app.prepare_batch(directory)
+        shown = {"lines": 0, "last": 0.0}
+
+        def draw(run: PlanRun, force: bool = False) -> None:
+            now = time.monotonic()
+            if not force and now - shown["last"] < (0.25 if tty else 5.0):
+                return
+            shown["last"] = now
+            lines = progress_lines(run, now)
+            if tty:
+                if shown["lines"]:
+                    sys.stderr.write(f"\x1b[{shown['lines']}F")
+                sys.stderr.write("".join(f"\x1b[2K{line}\n" for line in lines))
+                shown["lines"] = len(lines)
+            elif not as_json:
+                sys.stderr.write(f"batch {batch_id} progress:\n" + "\n".join(lines) + "\n")
+            sys.stderr.flush()
+
+        holder: dict[str, PlanRun] = {}
+
+        def on_change() -> None:
+            if "run" in holder:
+                draw(holder["run"])
+
+        async def go():
+            return await app.run_batch(batch_id, on_change=on_change)
+
+        # run_batch creates the PlanRun; look it up to draw as it goes.
+        async with trio.open_nursery() as n:
+            async def watch_run():
+                while batch_id not in app.runs:
+                    await trio.sleep(0.01)
+                holder["run"] = app.runs[batch_id]
+
+            n.start_soon(watch_run)
+            run = await go()
+            n.cancel_scope.cancel()
+        if not as_json:
+            draw(run, force=True)
+        row = await app.db.read(lambda c: repo.get_batch(c, batch_id))
+
+        def counts(conn):
+            c = repo.t.call
+            return dict(conn.execute(
+                sa.select(c.c.status, sa.func.count()).where(c.c.batchId == batch_id).group_by(c.c.status)
+            ).all())
+
+        call_counts = await app.db.read(counts)
+        return summary(row, run, time.monotonic() - t0, call_counts)
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    print(f"batch {s['batch_id']} ({s['batch_date']} #{s['batch_number']}): {s['status']}, "
+          f"{s['total_files']} files in {s['duration_s']:.1f} s")
+    print(f"  {'stage':<9}{'status':<11}{'done':>6}{'failed':>8}{'skipped':>9}")
+    for name, st in s["stages"].items():
+        print(f"  {name:<9}{st['status']:<11}{st['done']:>6}{st['failed']:>8}{st['skipped']:>9}")
+    print("  calls: " + ", ".join(f"{k} {v}" for k, v in sorted(s["call_status"].items())))
+    for f in s["failures"]:
+        print(f"  failed: {f['audio_name']} at {f['stage']}: {f['error']}")
+
+
+def run_batch_command(cfg: Config, directory: Path, *, as_json: bool) -> int:
+    try:
+        s = trio.run(_run, cfg, directory, as_json)
+    except BatchInputError as e:
+        print(f"cofid: {e}", file=sys.stderr)
+        return EXIT_FATAL
+    except (DatabaseUnavailable, sa.exc.OperationalError) as e:
+        print(f"cofid: database unreachable ({cfg.database_url.split('@')[-1]}): {getattr(e, 'orig', e)}",
+              file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("cofid: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    if as_json:
+        print(json.dumps(s, default=str))
+    else:
+        print_summary(s)
+    return EXIT_OK

@@ -1,0 +1,78 @@
+"""Event records: the seed's batchExecutionLog row shape, as plain data.
+
+Payloads and responses are JSON text; audio bytes never appear, and any string longer
+than TEXT_LIMIT characters is cut (with a marker) so one chatty model reply cannot bloat
+the log or a subscriber's buffer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+TEXT_LIMIT = 4000
+PAYLOAD_LIMIT = 60_000  # MySQL TEXT holds 65,535 bytes
+
+
+@dataclass
+class Event:
+    batch_id: int
+    stage: str
+    event_type: str
+    status: str | None = None
+    file_name: str | None = None
+    gpu: str | None = None
+    payload: Any = None
+    response: Any = None
+    error_message: str | None = None
+    total_files: int | None = None
+    processed_files: int | None = None
+    metadata: dict[str, Any] | None = None
+    timestamp: datetime | None = None
+    id: int = 0  # assigned by the bus when the event is committed
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "batchId": self.batch_id,
+            "timestamp": self.timestamp,
+            "stage": self.stage,
+            "eventType": self.event_type,
+            "fileName": self.file_name,
+            "gpuIp": self.gpu,
+            "payload": to_json_text(self.payload),
+            "response": to_json_text(self.response),
+            "status": self.status,
+            "errorMessage": truncate(self.error_message, TEXT_LIMIT),
+            "totalFiles": self.total_files,
+            "processedFiles": self.processed_files,
+            "metadata": self.metadata,
+        }
+
+
+def truncate(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str):
+        return truncate(value, TEXT_LIMIT)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {k: _shorten(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shorten(v) for v in value]
+    return value
+
+
+def to_json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = json.dumps(_shorten(value), ensure_ascii=False, default=str)
+    return truncate(text, PAYLOAD_LIMIT)

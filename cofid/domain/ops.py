@@ -1,0 +1,62 @@
+"""Row operations as plain data: what a stage result asks the store to write.
+
+Stages stay pure by returning these instead of touching a session. Table and column names
+are the seed's. The store executes the operations of many file results in one transaction
+(group commit), in three phases — every Delete, then every Insert (merged into one
+multi-row statement per table), then every Update (merged into one statement per table,
+key column and values) — which keeps each file's own order (old rows out, new rows in,
+then its flags and status) while turning thousands of statements into a handful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Insert:
+    table: str
+    rows: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Update:
+    """UPDATE table SET values WHERE key_column = key_value."""
+
+    table: str
+    key_column: str
+    key_value: Any
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delete:
+    """DELETE FROM table WHERE key_column = key_value."""
+
+    table: str
+    key_column: str
+    key_value: Any
+
+
+Op = Insert | Update | Delete
+
+
+@dataclass
+class WriteSet:
+    """The operations of one unit that must commit atomically (one file's stage result)."""
+
+    ops: list[Op] = field(default_factory=list)
+
+    def insert(self, table: str, *rows: dict[str, Any]) -> None:
+        if rows:
+            self.ops.append(Insert(table, tuple(rows)))
+
+    def update(self, table: str, key_column: str, key_value: Any, **values: Any) -> None:
+        self.ops.append(Update(table, key_column, key_value, values))
+
+    def delete(self, table: str, key_column: str, key_value: Any) -> None:
+        self.ops.append(Delete(table, key_column, key_value))
+
+    def extend(self, other: WriteSet) -> None:
+        self.ops.extend(other.ops)

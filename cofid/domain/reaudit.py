@@ -1,0 +1,137 @@
+"""What a Reaudit request does before it re-runs stages: the seed's cleanup rules, validated.
+
+Rules (the seed's, "Reaudit Pipeline" steps 3-5):
+
+1. The stages an operator may re-run are lid, stt, llm1 and llm2. They always run in that
+   pipeline order, whatever order the request lists them in.
+2. stt chosen: the calls' ``transcript`` rows are deleted before it runs.
+3. llm2 chosen: the calls' ``auditAnswer`` rows are deleted before it runs.
+4. ``call.status`` is reset from the EARLIEST chosen stage: lid or stt -> 'Pending',
+   llm1 -> 'TranscriptDone', llm2 -> 'AuditDone' (the status each stage picks its work by).
+5. The ``fileDistribution`` done flag of every chosen stage is reset to 0
+   (lidDone, sttDone, llm1Done, llm2Done), and only those.
+
+cofi's change to the seed:
+
+6. llm1 chosen: the calls' ``callConversation`` rows are deleted before it runs. The seed left
+   them ("LLM1 doesn't delete old data"), so after a reaudit a call showed the old and the
+   new extracted trades side by side, and the audit screens counted both.
+
+Request rules:
+
+7. A gap is allowed and runs exactly what was chosen, in order: {lid, llm2} re-runs LID,
+   then LLM2 on the existing transcripts and conversations; stt and llm1 are not re-run and
+   their rows stay. The operator asked for those stages only, and the status reset (rule 4)
+   still comes from the earliest stage, so lid's 'Pending' lets the later stages pick the
+   call up again.
+8. Stage names are matched after stripping spaces, case-insensitively. Repeats are merged.
+   No stages at all, or a name outside rule 1, is a ReauditRequestError naming the value
+   and the allowed names. A bare string is refused too: iterating "llm1" would read the
+   letters as four stage names.
+9. Audio names are stripped of surrounding spaces; exact repeats are dropped keeping the
+   first position. An empty list, a blank name, a name over 255 characters (the column's
+   width), a name with control characters, or more than ``max_names`` distinct names is a
+   ReauditRequestError naming the offending value and its position.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cofid.domain.model import REAUDIT_STAGES, CallStatus, Stage
+
+MAX_AUDIO_NAME_CHARS = 255
+
+# Rule 4: the status each stage selects its calls by, in pipeline order.
+_RESET_STATUS: dict[Stage, CallStatus] = {
+    Stage.LID: CallStatus.PENDING,
+    Stage.STT: CallStatus.PENDING,
+    Stage.LLM1: CallStatus.TRANSCRIPT_DONE,
+    Stage.LLM2: CallStatus.AUDIT_DONE,
+}
+# Rule 5: fileDistribution's done-flag column of each stage.
+_DONE_FLAG: dict[Stage, str] = {
+    Stage.LID: "lidDone",
+    Stage.STT: "sttDone",
+    Stage.LLM1: "llm1Done",
+    Stage.LLM2: "llm2Done",
+}
+_ALLOWED = ", ".join(REAUDIT_STAGES)
+
+
+class ReauditRequestError(ValueError):
+    """The request cannot be run as given; the message names the bad value."""
+
+
+@dataclass(frozen=True)
+class ReauditPlan:
+    stages: tuple[str, ...]
+    delete_transcripts: bool
+    delete_audit_answers: bool
+    delete_conversations: bool
+    reset_call_status: str
+    reset_flags: tuple[str, ...]
+
+
+def plan_reaudit(stages: Iterable[str]) -> ReauditPlan:
+    chosen = _parse_stages(stages)
+    ordered = tuple(stage for stage in REAUDIT_STAGES if stage in chosen)
+    return ReauditPlan(
+        stages=ordered,
+        delete_transcripts=Stage.STT in chosen,
+        delete_audit_answers=Stage.LLM2 in chosen,
+        delete_conversations=Stage.LLM1 in chosen,
+        reset_call_status=_RESET_STATUS[ordered[0]],
+        reset_flags=tuple(_DONE_FLAG[stage] for stage in ordered),
+    )
+
+
+def validate_audio_names(names: Iterable[str], *, max_names: int = 10000) -> list[str]:
+    _refuse_bare_string(names, "audio names")
+    unique: dict[str, None] = {}
+    for position, raw in enumerate(names, start=1):
+        if not isinstance(raw, str):
+            raise ReauditRequestError(f"audio name #{position} is not a string: {raw!r}")
+        name = raw.strip()
+        if not name:
+            raise ReauditRequestError(f"audio name #{position} is blank")
+        if len(name) > MAX_AUDIO_NAME_CHARS:
+            raise ReauditRequestError(
+                f"audio name #{position} {name[:40]!r}... has {len(name)} characters, "
+                f"more than {MAX_AUDIO_NAME_CHARS}"
+            )
+        if any(unicodedata.category(char) == "Cc" for char in name):
+            raise ReauditRequestError(
+                f"audio name #{position} {name!r} contains control characters"
+            )
+        unique[name] = None
+        # Checked while reading, so an endless or huge iterable is refused early.
+        if len(unique) > max_names:
+            raise ReauditRequestError(
+                f"more than {max_names} audio names in one request (at #{position} {name!r})"
+            )
+    if not unique:
+        raise ReauditRequestError("no audio names given")
+    return list(unique)
+
+
+def _parse_stages(stages: Iterable[str]) -> set[Stage]:
+    _refuse_bare_string(stages, "stages")
+    chosen: set[Stage] = set()
+    for raw in stages:
+        name = raw.strip().lower() if isinstance(raw, str) else None
+        if name not in _DONE_FLAG:
+            raise ReauditRequestError(f"unknown stage {raw!r}: allowed stages are {_ALLOWED}")
+        chosen.add(Stage(name))
+    if not chosen:
+        raise ReauditRequestError(f"no stages given: choose from {_ALLOWED}")
+    return chosen
+
+
+def _refuse_bare_string(value: object, what: str) -> None:
+    if isinstance(value, str | bytes):
+        raise ReauditRequestError(
+            f"{what} must be a list of names, not the single string {value!r}"
+        )

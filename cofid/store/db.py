@@ -1,0 +1,206 @@
+"""The database handle: engine creation, blocking calls off the trio loop, group writes.
+
+SQLAlchemy Core over PyMySQL (MySQL/MariaDB) or the stdlib sqlite3 (embedded default).
+Every blocking call runs in a worker thread behind a CapacityLimiter the size of the
+connection pool, so no more threads wait on the pool than it has connections. SQLite runs
+in WAL mode with a busy timeout; it has one writer at a time, so its limiter is 1.
+
+`inline=True` runs calls on the trio thread instead: the virtual-time benchmark needs it
+(MockClock's autojump would otherwise jump while a thread works).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import trio
+from sqlalchemy.engine import Connection, Engine
+
+from cofid.domain.ops import Delete, Insert, Op, Update
+from cofid.store import tables as t
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Rows per INSERT statement: large enough to amortize round trips, small enough to stay
+# under MySQL's max_allowed_packet with long transcript text.
+INSERT_CHUNK = 1000
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached within the configured wait."""
+
+
+def create_engine(url: str, *, pool_size: int = 5, connect_timeout_s: float = 10.0) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.partition(":///")[2]
+        memory = not path or path == ":memory:"
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=sa.pool.StaticPool if memory else sa.pool.QueuePool,
+            **({} if memory else {"pool_size": pool_size}),
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN is off).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - trivial
+            # IMMEDIATE takes the write lock up front: no deadlock between two writers
+            # that both started as readers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        isolation_level="READ COMMITTED",
+        connect_args={"connect_timeout": int(connect_timeout_s), "charset": "utf8mb4"},
+    )
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when the error means the server is gone, not that the statement was wrong."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.OperationalError):
+        orig = getattr(exc, "orig", None)
+        code = orig.args[0] if orig is not None and orig.args else None
+        # 2002/2003: can't connect; 2006: gone away; 2013: lost during query;
+        # 1927: connection killed (MariaDB shutdown); 1053: server shutdown in progress.
+        return code in (2002, 2003, 2006, 2013, 1927, 1053, 4031)
+    return False
+
+
+class Database:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        connect_timeout_s: float = 10.0,
+        unavailable_retry_s: float = 300.0,
+        inline: bool = False,
+        on_unavailable: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size=pool_size, connect_timeout_s=connect_timeout_s)
+        self.is_sqlite = url.startswith("sqlite")
+        self.inline = inline
+        self.limiter = trio.CapacityLimiter(1 if self.is_sqlite else pool_size)
+        self.unavailable_retry_s = unavailable_retry_s
+        self.on_unavailable = on_unavailable
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- running blocking work -----------------------------------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(*args) off the trio loop; wait and retry while the server is unreachable.
+
+        fn must be safe to run again after a connection error: every caller here either
+        reads, or writes in one transaction that a lost connection rolls back (a commit
+        whose acknowledgement was lost is the one ambiguous case; callers that care make
+        their writes idempotent).
+        """
+        deadline = time.monotonic() + self.unavailable_retry_s
+        delay = 0.2
+        while True:
+            try:
+                if self.inline:
+                    return fn(*args)
+                return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+            except Exception as exc:
+                if not is_connection_error(exc) or time.monotonic() > deadline:
+                    if is_connection_error(exc):
+                        raise DatabaseUnavailable(
+                            f"database unreachable for {self.unavailable_retry_s:.0f} s: {exc.orig}"
+                        ) from exc
+                    raise
+                msg = f"database unreachable ({getattr(exc, 'orig', exc)}); retrying in {delay:.1f} s"
+                log.warning(msg)
+                if self.on_unavailable:
+                    self.on_unavailable(msg)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        def work() -> T:
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return await self.run(work)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        def work() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn)
+
+        return await self.run(work)
+
+
+# ---- executing ops -------------------------------------------------------------------
+
+
+def execute_ops(conn: Connection, ops: Iterable[Op]) -> None:
+    """Execute the ops of one or many write sets in three merged phases (see domain.ops)."""
+    deletes: list[Delete] = []
+    inserts: dict[str, list[dict[str, Any]]] = {}
+    updates: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Any]] = {}
+    for op in ops:
+        if isinstance(op, Delete):
+            deletes.append(op)
+        elif isinstance(op, Insert):
+            inserts.setdefault(op.table, []).extend(op.rows)
+        else:
+            key = (op.table, op.key_column, tuple(sorted(op.values.items())))
+            updates.setdefault(key, []).append(op.key_value)
+    by_delete: dict[tuple[str, str], list[Any]] = {}
+    for d in deletes:
+        by_delete.setdefault((d.table, d.key_column), []).append(d.key_value)
+    for (table, col), values in by_delete.items():
+        tbl = t.TABLES_BY_NAME[table]
+        for chunk in _chunks(values, INSERT_CHUNK):
+            conn.execute(sa.delete(tbl).where(tbl.c[col].in_(chunk)))
+    for table, rows in inserts.items():
+        insert_rows(conn, t.TABLES_BY_NAME[table], rows)
+    for (table, col, values), keys in updates.items():
+        tbl = t.TABLES_BY_NAME[table]
+        for chunk in _chunks(keys, INSERT_CHUNK):
+            stmt = sa.update(tbl).where(tbl.c[col].in_(chunk)).values(dict(values))
+            conn.execute(stmt)
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Multi-row INSERTs, grouped by column set (executemany needs uniform keys)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r), []).append(r)
+    for group in groups.values():
+        for chunk in _chunks(group, INSERT_CHUNK):
+            conn.execute(sa.insert(table), chunk)
+
+
+def _chunks(seq: Sequence[T], n: int) -> Iterable[Sequence[T]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
