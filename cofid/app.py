@@ -43,6 +43,10 @@ class App:
     engine: Engine
     nursery: trio.Nursery
     runs: dict[int, PlanRun] = field(default_factory=dict)
+    # Calls some task is working on (reaudits) and batches with a running plan: a reaudit
+    # touching either is refused, unrelated work runs side by side.
+    busy_calls: set[int] = field(default_factory=set)
+    busy_batches: set[int] = field(default_factory=set)
 
     def question_set_for(self, process_id: int, category_mapping_id: int):
         qs = self.cfg.question_set(process_id, category_mapping_id)
@@ -58,7 +62,8 @@ class App:
 
     # ---- the batch plan ----------------------------------------------------------------
 
-    async def prepare_batch(self, directory: Path) -> int:
+    async def prepare_batch(self, directory: Path, process_id: int | None = None,
+                            category_mapping_id: int | None = None) -> int:
         """Steps 1–4 and 9 (idempotent): the batch row, distribution, CSVs, triaging.
 
         Returns the batch id. A directory that already became a batch is resumed.
@@ -69,8 +74,8 @@ class App:
             lambda: bp.read_batch_dir(
                 directory,
                 default_zone=cfg.stages.default_zone,
-                process_id=cfg.audit.default_process_id,
-                category_mapping_id=cfg.audit.default_category_mapping_id,
+                process_id=process_id or cfg.audit.default_process_id,
+                category_mapping_id=category_mapping_id or cfg.audit.default_category_mapping_id,
                 known_sets=self.known_question_sets(),
             )
         )
@@ -132,6 +137,37 @@ class App:
         await self.db.write(refresh)
         await self.writer.commit([], events)
 
+    async def prepare_upload(self, stored: list[Path], process_id: int, category_mapping_id: int) -> int:
+        """The upload plan's Steps 2–3: a new batch for today (next number, race-free) and
+        its distribution. No CSVs, triaging, denoise or IVR (the seed's upload pipeline)."""
+        self.question_set_for(process_id, category_mapping_id)
+        pipeline = {"llm1": self.cfg.pipelines.upload.llm1, "llm2": self.cfg.pipelines.upload.llm2}
+        bi = bp.BatchInput(stored[0].parent, list(stored), process_id, category_mapping_id)
+
+        def create(conn):
+            return repo.create_batch(
+                conn, batch_date=bp.today(), source="upload", source_dir=str(stored[0].parent),
+                process_id=process_id, category_mapping_id=category_mapping_id, pipeline=pipeline,
+            )
+
+        batch_id = await self._retry_unique(create)
+        await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu))
+        return batch_id
+
+    def reserve_calls(self, req) -> None:
+        """Claim a reaudit's calls, or raise CallsBusy naming those another task holds."""
+        from cofid.plans.reaudit import CallsBusy
+
+        busy = set(req.call_ids) & self.busy_calls
+        if busy or set(req.batch_ids) & self.busy_batches:
+            raise CallsBusy(
+                sorted({req.name_of_call[i] for i in busy}) if busy else req.matched_names
+            )
+        self.busy_calls |= set(req.call_ids)
+
+    def release_calls(self, req) -> None:
+        self.busy_calls -= set(req.call_ids)
+
     async def run_batch(self, batch_id: int, on_change=None) -> PlanRun:
         """Steps 5–13: stream the files through the file stages to the end."""
         row = await self.db.read(lambda c: repo.get_batch(c, batch_id))
@@ -144,10 +180,12 @@ class App:
         run = bp.batch_run(row, bp.statuses_of(row), load_page)
         run.on_change = on_change
         self.runs[batch_id] = run
+        self.busy_batches.add(batch_id)
         try:
             await self.engine.run(run)
         finally:
             self.runs.pop(batch_id, None)
+            self.busy_batches.discard(batch_id)
         if not run.draining:
             await self._finish_batch(batch_id, run)
         return run

@@ -173,6 +173,8 @@ class BackendsConfig:
     remote: RemoteBackendConfig = field(default_factory=RemoteBackendConfig)
     # Per-language STT options: {"hi": {"language": "hi", "prompt": "..."}}.
     stt_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Seconds each "fake" backend call takes (tests and benchmarks).
+    fake_latency_s: float = 0.0
 
 
 @dataclass(frozen=True)

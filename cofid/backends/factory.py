@@ -34,7 +34,7 @@ def _local_backends(cfg: Config) -> dict[str, object]:
     if "fake" in kinds.values():
         from cofid.testing.fake_backends import FakeBackends
 
-        fake = FakeBackends()
+        fake = FakeBackends(latency_s=cfg.backends.fake_latency_s)
         for cap, kind in kinds.items():
             if kind == "fake":
                 out[cap] = fake

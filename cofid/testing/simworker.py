@@ -205,6 +205,10 @@ def _violating_content(schema: Mapping[str, Any] | None) -> str:
 # -- the worker ----------------------------------------------------------------------------
 
 
+class _Fail(Exception):
+    """Raised inside a request: answer HTTP 500 (a simulated GPU failure)."""
+
+
 class SimWorker:
     """The request handler and its counters; `serve_simworker` reports one of these."""
 
@@ -381,10 +385,6 @@ class SimWorker:
                 "usage": usage,
             }
         )
-
-
-class _Fail(Exception):
-    pass
 
 
 async def serve_simworker(

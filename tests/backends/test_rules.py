@@ -204,8 +204,12 @@ async def test_refusal_is_not_a_confirmation():
 async def test_llm2_without_llm1_output_extracts_itself():
     # No extracted_trades in the context: the rules read the transcript themselves.
     request = build_llm2_request(
-        templates=None, transcript=ENGLISH_CALL, call_metadata=None, trades=[INFY_TRADE],
-        extracted_trades=[], questions=QUESTIONS[:1],
+        templates=None,
+        transcript=ENGLISH_CALL,
+        call_metadata=None,
+        trades=[INFY_TRADE],
+        extracted_trades=[],
+        questions=QUESTIONS[:1],
     )
     del request.context["extracted_trades"]
     result = await RulesChat().complete(request)
@@ -239,7 +243,10 @@ async def test_reply_not_matching_the_schema_is_refused():
         templates=None, transcript=ENGLISH_CALL, call_metadata=None, trades=[]
     )
     narrow = ChatRequest(
-        purpose="llm1", system="", user="", schema_name="narrow",
+        purpose="llm1",
+        system="",
+        user="",
+        schema_name="narrow",
         schema={**request.schema, "properties": {"trades": {"type": "array", "maxItems": 0}}},
         context=request.context,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from cofid.backends.base import Segment
@@ -71,3 +74,19 @@ def test_vllm_placeholder_scores_are_unknown():
     assert (
         kept(seg(logprob=-1.0, no_speech=0.0), no_speech_threshold=-0.1, logprob_threshold=0) != []
     )
+
+
+def test_the_language_and_segment_rules_stay_pure():
+    # DESIGN.md, "Keep the core pure": a fresh interpreter imports both modules without
+    # pulling in an I/O framework (this also guards cofid/backends/__init__.py, which
+    # segments.py passes through to reach Segment).
+    code = (
+        "import sys, cofid.domain.language, cofid.domain.segments;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " {'trio', 'anyio', 'httpx', 'grpc', 'sqlalchemy', 'textual'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
