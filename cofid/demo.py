@@ -32,6 +32,10 @@ def demo_config(out: Path, prompts_dir: str) -> dict:
     }
 
 
+def _num(v) -> str:
+    return "-" if v is None else f"{v:f}".rstrip("0").rstrip(".")
+
+
 def show_call(url: str, audio_name: str) -> None:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -52,7 +56,8 @@ def show_call(url: str, audio_name: str) -> None:
             print(f"   [{s.startTime:6.1f}–{s.endTime:6.1f}] {s.text}")
         print("-- extracted trades (LLM1)")
         for c in conn.execute(sa.select(t.call_conversation).where(t.call_conversation.c.callId == call.id)):
-            print(f"   {c.side} {c.quantity} {c.symbol} @ {c.price} {c.orderType or ''}  trade {c.tradeId or '-'}")
+            print(f"   {c.side} {_num(c.quantity)} {c.symbol} @ {_num(c.price)} {c.orderType or ''}"
+                  f"  (trade {c.tradeId or 'not matched'})")
         print("-- audit answers (LLM2)")
         for a in conn.execute(sa.select(t.audit_answer).where(t.audit_answer.c.callId == call.id)
                               .order_by(t.audit_answer.c.questionOrder)):

@@ -60,7 +60,7 @@ async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
 
         def draw(run: PlanRun, force: bool = False) -> None:
             now = time.monotonic()
-            if not force and now - shown["last"] < (0.25 if tty else 5.0):
+            if not force and now - shown["last"] < (0.25 if tty else 10.0):
                 return
             shown["last"] = now
             lines = progress_lines(run, now)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,15 @@ def _wav_bytes(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _t(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S")
+def _t(dt: datetime, sep: str = "T") -> str:
+    return dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+
+
+def _trade_row(client, symbol, side, qty, price, at, audio_name) -> dict[str, Any]:
+    """The tradeMetadata row as cofid.testing.dbdump shows it."""
+    return {"clientCode": client, "symbol": symbol, "side": side, "quantity": str(qty),
+            "price": format(Decimal(price).normalize(), "f"), "tradeTime": _t(at, " "),
+            "audioName": audio_name}
 
 
 def fixture_calls(extra_calls: int = 0):
@@ -87,7 +95,9 @@ def write_fixture_batch(
     """Write the batch into `directory` (created) and return the expected outcome:
 
     {"files": [names], "calls": {name: {...}}, "trades": {tradeId: audioName | None},
-     "total_files": n, "transcript_rows": n, "failed": {name: stage}, "flaky": [names]}
+     "total_files": n, "transcript_rows": n, "failed": {name: stage}, "flaky": [names],
+     "call_metadata": {name: row}, "trade_metadata": {tradeId: row},
+     "mappings": {tradeId: (audioName, distanceSeconds)}}
 
     Each call's entry: status, lang, languageId, audioDuration, segments (transcript rows),
     trades (mapped trade ids), failed_stage (None, or `first_stage`: the first file stage
@@ -105,22 +115,33 @@ def write_fixture_batch(
     tw.writerow(["tradeId", "clientCode", "symbol", "side", "quantity", "price", "tradeTime"])
     expected_calls: dict[str, dict[str, Any]] = {}
     trade_to_call: dict[str, str | None] = {}
+    call_rows: dict[str, dict[str, Any]] = {}
+    trade_rows: dict[str, dict[str, Any]] = {}
+    mappings: dict[str, tuple[str, float]] = {}
     for i, (name, client, start_min, trades) in enumerate(calls):
         fc = default_script(name)
         start = DAY + timedelta(minutes=start_min)
         end = start + timedelta(seconds=max(1, round(fc.duration_s)))
         cw.writerow([name, client, f"AG{i % 3:02d}", _t(start), _t(end)])
+        call_rows[name] = {"clientCode": client, "agentId": f"AG{i % 3:02d}",
+                           "callStartTime": _t(start, " "), "callEndTime": _t(end, " ")}
         if fc.corrupt:
             (d / name).write_bytes(b"this is not audio \x00\x01\x02" * 4)
         else:
             (d / name).write_bytes(_wav_bytes(i))
         for tid, sym, side, qty, price, off in trades:
-            tw.writerow([tid, client, sym, side, qty, price, _t(start + timedelta(seconds=off))])
+            at = start + timedelta(seconds=off)
+            tw.writerow([tid, client, sym, side, qty, price, _t(at)])
             trade_to_call[tid] = name
+            trade_rows[tid] = _trade_row(client, sym, side, qty, price, at, name)
+            # Distance to the call window [start, end]: 0 inside, else to the nearer edge.
+            distance = -off if off < 0 else max(0, off - (end - start).total_seconds())
+            mappings[tid] = (name, float(distance))
         expected_calls[name] = _expect(fc, tuple(t[0] for t in trades), first_stage)
     for tid, client, sym, side, qty, price, at in _UNMAPPED:
         tw.writerow([tid, client, sym, side, qty, price, _t(at)])
         trade_to_call[tid] = None
+        trade_rows[tid] = _trade_row(client, sym, side, qty, price, at, None)
     (d / "callMetadata.csv").write_text(call_csv.getvalue(), encoding="utf-8")
     (d / "tradeMetadata.csv").write_text(trade_csv.getvalue(), encoding="utf-8")
     return {
@@ -131,7 +152,9 @@ def write_fixture_batch(
         "transcript_rows": sum(c["segments"] for c in expected_calls.values()),
         "failed": {n: c["failed_stage"] for n, c in expected_calls.items() if c["failed_stage"]},
         "flaky": sorted(n for n in expected_calls if default_script(n).flaky),
-        "clients": {n: c for n, c, _s, _t in calls},
+        "call_metadata": call_rows,
+        "trade_metadata": trade_rows,
+        "mappings": mappings,
     }
 
 
@@ -162,3 +185,51 @@ def _expect(fc, trade_ids: tuple[str, ...], first_stage: str) -> dict[str, Any]:
         "llm_done": transcribed,
         "lid_row": True,
     }
+
+
+def fake_config(db_url: str, data_dir: Path | str, *, latency_s: float = 0.0,
+                slots: int = 2) -> dict[str, Any]:
+    """The configuration (as parsed TOML) of a run on the fake backends with every stage on.
+
+    `slots` is the pseudo-GPU's concurrency (backends.cpu.cpu_threads); retries back off
+    for milliseconds so the flaky call costs no time.
+    """
+    return {
+        "database": {"url": db_url},
+        "paths": {"data": str(data_dir)},
+        "backends": {
+            "denoise": "fake", "ivr": "fake", "lid": "fake", "stt": "fake", "chat": "fake",
+            "fake_latency_s": latency_s,
+            "cpu": {"cpu_threads": slots},
+        },
+        "pipelines": {"batch": {"denoise": True, "ivr": True, "callmetadata": True,
+                                "trademetadata": True, "triaging": True, "llm1": True,
+                                "llm2": True}},
+        "stages": {"retry": {"attempts": 3, "backoff_s": 0.01, "max_backoff_s": 0.05}},
+        "service": {"log_level": "WARNING"},
+    }
+
+
+def to_toml(config: dict[str, Any]) -> str:
+    """TOML text for a configuration of tables, strings, numbers and booleans."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines: list[str] = []
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        plain = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        if prefix and plain:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {scalar(v)}" for k, v in plain.items())
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", config)
+    return "\n".join(lines) + "\n"

@@ -40,6 +40,7 @@ AGENT = "en+m3"
 CLIENT = "en+f2"
 IVR_VOICE = "en+f4"
 _TURN_GAP_S = 0.45
+_DTMF_GAP_S = 0.08
 _NOISE_RMS = 0.004  # about -48 dBFS: a quiet line, well under the speech
 
 IVR_PROMPT_TEXT = (
@@ -103,81 +104,129 @@ def _english_trade_turns(
 
 CALLS: tuple[CallSpec, ...] = (
     CallSpec(
-        name="call_en_infosys.wav", sr=16000, language="en",
-        client_code="C1001", agent_id="AG01",
+        name="call_en_infosys.wav",
+        sr=16000,
+        language="en",
+        client_code="C1001",
+        agent_id="AG01",
         turns=_english_trade_turns("Rahul Sharma", "C1001", "BUY", 100, "Infosys", 1500),
         trades=(Trade("T9001", "INFY", "BUY", 100, 1500.0),),
         extra_trades=(Trade("T9002", "INFY", "SELL", 40, 1525.0, at_fraction=40.0),),
     ),
     CallSpec(
-        name="call_en_tcs_8k.wav", sr=8000, language="en",
-        client_code="C1002", agent_id="AG02", branch="Pune",
-        turns=_english_trade_turns("Priya Nair", "C1002", "SELL", 50, "Tata Consultancy "
-                                   "Services", 3400),
+        name="call_en_tcs_8k.wav",
+        sr=8000,
+        language="en",
+        client_code="C1002",
+        agent_id="AG02",
+        branch="Pune",
+        turns=_english_trade_turns(
+            "Priya Nair", "C1002", "SELL", 50, "Tata Consultancy Services", 3400
+        ),
         trades=(Trade("T9003", "TCS", "SELL", 50, 3400.0),),
     ),
     CallSpec(
-        name="call_hi_reliance_8k.wav", sr=8000, language="hi",
-        client_code="C1003", agent_id="AG03", branch="Delhi",
+        name="call_hi_reliance_8k.wav",
+        sr=8000,
+        language="hi",
+        client_code="C1003",
+        agent_id="AG03",
+        branch="Delhi",
         turns=(
             ("hi", "नमस्ते, यह कॉल गुणवत्ता के लिए रिकॉर्ड की जा रही है।"),
             ("hi", "क्या मेरी बात अमित वर्मा जी से हो रही है?"),
             ("hi+f2", "जी हाँ, मैं अमित वर्मा बोल रहा हूँ।"),
             ("hi+f2", "मुझे रिलायंस के बीस शेयर खरीदने हैं, दो हज़ार चार सौ रुपये पर।"),
-            ("hi", "आपका ऑर्डर है, रिलायंस के बीस शेयर, दो हज़ार चार सौ रुपये प्रति शेयर पर "
-                   "खरीदना। क्या आप पुष्टि करते हैं?"),
+            (
+                "hi",
+                "आपका ऑर्डर है, रिलायंस के बीस शेयर, दो हज़ार चार सौ रुपये प्रति शेयर पर "
+                "खरीदना। क्या आप पुष्टि करते हैं?",
+            ),
             ("hi+f2", "हाँ, मैं पुष्टि करता हूँ।"),
             ("hi", "धन्यवाद, आपका ऑर्डर लगा दिया गया है।"),
         ),
         trades=(Trade("T9004", "RELIANCE", "BUY", 20, 2400.0),),
     ),
     CallSpec(
-        name="call_hinglish_wipro.wav", sr=16000, language="hinglish",
-        client_code="C1004", agent_id="AG01",
+        name="call_hinglish_wipro.wav",
+        sr=16000,
+        language="hinglish",
+        client_code="C1004",
+        agent_id="AG01",
         turns=(
             (AGENT, "Namaste sir, yeh call quality ke liye record ho rahi hai."),
             (AGENT, "Kya meri baat Suresh Patel ji se ho rahi hai?"),
             (CLIENT, "Haan ji, main Suresh Patel bol raha hoon."),
-            (CLIENT, "Mujhe Wipro ke teen sau shares buy karne hain, four hundred fifty "
-                     "rupees pe."),
-            (AGENT, "Theek hai sir, Wipro ke three hundred shares, four hundred fifty rupees "
-                    "pe buy karna hai. Kya aap confirm karte hain?"),
+            (
+                CLIENT,
+                "Mujhe Wipro ke teen sau shares buy karne hain, four hundred fifty rupees pe.",
+            ),
+            (
+                AGENT,
+                "Theek hai sir, Wipro ke three hundred shares, four hundred fifty rupees "
+                "pe buy karna hai. Kya aap confirm karte hain?",
+            ),
             (CLIENT, "Haan ji, main confirm karta hoon."),
         ),
         trades=(Trade("T9005", "WIPRO", "BUY", 300, 450.0),),
     ),
     CallSpec(
-        name="call_ivr_hdfc_8k.wav", sr=8000, language="en",
-        client_code="C1005", agent_id="AG04", ivr_digits="1",
+        name="call_ivr_hdfc_8k.wav",
+        sr=8000,
+        language="en",
+        client_code="C1005",
+        agent_id="AG04",
+        ivr_digits="1",
         turns=_english_trade_turns("Neha Gupta", "C1005", "BUY", 200, "HDFC Bank", 1600),
         trades=(Trade("T9006", "HDFCBANK", "BUY", 200, 1600.0),),
     ),
     CallSpec(
-        name="call_en_balance_no_trade.wav", sr=16000, language="en",
-        client_code="C1006", agent_id="AG02", branch="Pune",
+        name="call_en_balance_no_trade.wav",
+        sr=16000,
+        language="en",
+        client_code="C1006",
+        agent_id="AG02",
+        branch="Pune",
         turns=(
-            (AGENT, "Good afternoon. This call is being recorded for quality and compliance "
-                    "purposes. How may I help you?"),
+            (
+                AGENT,
+                "Good afternoon. This call is being recorded for quality and compliance "
+                "purposes. How may I help you?",
+            ),
             (CLIENT, "Hello, I only want to know the balance in my trading account."),
-            (AGENT, "Your available margin is twenty five thousand rupees. Is there "
-                    "anything else?"),
+            (
+                AGENT,
+                "Your available margin is twenty five thousand rupees. Is there anything else?",
+            ),
             (CLIENT, "No, that is all. Thank you."),
         ),
     ),
     CallSpec(
-        name="call_short_8k.wav", sr=8000, language="en",
-        client_code="C1007", agent_id="AG03", branch="Delhi",
+        name="call_short_8k.wav",
+        sr=8000,
+        language="en",
+        client_code="C1007",
+        agent_id="AG03",
+        branch="Delhi",
         turns=((CLIENT, "Hello? Sorry, wrong number."),),
     ),
     CallSpec(
-        name="call_de_other.wav", sr=16000, language="other",
-        client_code="C1008", agent_id="AG04",
+        name="call_de_other.wav",
+        sr=16000,
+        language="other",
+        client_code="C1008",
+        agent_id="AG04",
         turns=(
             ("de", "Guten Tag. Dieses Gespräch wird aufgezeichnet."),
-            ("de+f2", "Ich möchte hundert Aktien von Siemens zum Preis von zweihundert Euro "
-                      "kaufen."),
-            ("de", "Ich wiederhole: hundert Aktien Siemens zu zweihundert Euro. Bestätigen "
-                   "Sie den Auftrag?"),
+            (
+                "de+f2",
+                "Ich möchte hundert Aktien von Siemens zum Preis von zweihundert Euro kaufen.",
+            ),
+            (
+                "de",
+                "Ich wiederhole: hundert Aktien Siemens zu zweihundert Euro. Bestätigen "
+                "Sie den Auftrag?",
+            ),
             ("de+f2", "Ja, ich bestätige."),
         ),
         trades=(Trade("T9007", "SIEMENS", "BUY", 100, 200.0),),
@@ -185,9 +234,7 @@ CALLS: tuple[CallSpec, ...] = (
 )
 
 # A trade of a client who has no call in the batch: triaging must leave it unmapped.
-ORPHAN_TRADES: tuple[tuple[str, Trade], ...] = (
-    ("C1999", Trade("T9008", "ITC", "BUY", 10, 430.0)),
-)
+ORPHAN_TRADES: tuple[tuple[str, Trade], ...] = (("C1999", Trade("T9008", "ITC", "BUY", 10, 430.0)),)
 
 _BATCH_DAY = datetime(2024, 5, 6, 10, 0, 0)
 
@@ -237,8 +284,10 @@ def _render_call(spec: CallSpec, rng: np.random.Generator) -> tuple[np.ndarray, 
     ivr_end = 0.0
     if spec.ivr_digits:
         pieces += [ivr_prompt(spec.sr), silence(0.6, spec.sr)]
-        pieces += [dtmf_signal(spec.ivr_digits, spec.sr), silence(0.8, spec.sr)]
-        ivr_end = sum(len(p) for p in pieces) / spec.sr
+        pieces += [dtmf_signal(spec.ivr_digits, spec.sr, gap_s=_DTMF_GAP_S)]
+        # The IVR ends with the last key's tone, before the gap dtmf_signal appends.
+        ivr_end = sum(len(p) for p in pieces) / spec.sr - _DTMF_GAP_S
+        pieces += [silence(0.8, spec.sr)]
     for voice, text in spec.turns:
         pieces += [synthesize(text, voice, spec.sr), silence(_TURN_GAP_S, spec.sr)]
     samples = np.concatenate(pieces)

@@ -13,8 +13,9 @@ LID, measured on the sample batch (cofid.testing.sample_batch) with Whisper base
 3. A confident en, hi or ur is taken as it is. Otherwise Whisper is guessing: telephone
    and synthesized Hindi came out as la / th / hu at 0.2-0.45 with hi at 0.01-0.13. Then
    the first `text_seconds` are decoded as en and as hi and the language whose decode has
-   the higher mean token log-probability wins (Hindi call: hi -1.51 vs en -2.30; English
-   calls: en wins by 0.01-0.04).
+   the higher mean token log-probability wins; a decode stuck in a loop (compression
+   ratio > 2.4, Whisper's own failure test) loses. Hindi call: hi -0.81 vs en looping
+   (10 s) or hi -1.41 vs en -2.30 (12 s); English calls: en wins by 0.01-0.07.
 4. The head transcript (Hindi decoded with the Devanagari prompt, so Hindi comes out in
    Devanagari rather than Urdu or Roman letters) and the probabilities go to
    `cofid.domain.language.label_language`, which applies the hinglish text rules.
@@ -46,6 +47,7 @@ T = TypeVar("T")
 
 DEVANAGARI_PROMPT = "नमस्ते, यह एक फ़ोन कॉल है।"
 CONFIDENT_LANGUAGE_P = 0.5
+COMPRESSION_RATIO_LIMIT = 2.4
 SUPPORTED_DECODE = ("en", "hi")
 _TEXT_HEAD_CHARS = 200
 
@@ -120,9 +122,15 @@ def top_languages(probabilities: Mapping[str, float], n: int = 3) -> list[list[A
 
 
 def mean_token_logprob(segments: list[Any]) -> float:
-    """Token-weighted mean of faster-whisper segments' avg_logprob (-inf with no tokens)."""
+    """Token-weighted mean of faster-whisper segments' avg_logprob.
+
+    -inf with no tokens, and for a decode stuck in a loop: Whisper's own failure test is
+    a gzip compression ratio above 2.4, and a loop ("Namaste, your call to Namaste, your
+    call to ...") otherwise scores deceptively well.
+    """
     tokens = sum(len(s.tokens) for s in segments)
-    if tokens == 0:
+    looping = any(s.compression_ratio > COMPRESSION_RATIO_LIMIT for s in segments)
+    if tokens == 0 or looping:
         return float("-inf")
     return sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens
 
@@ -229,9 +237,12 @@ class CpuLid:
                     model, text_head, language, temperature=0.0, without_timestamps=True,
                     max_new_tokens=96,
                 )  # fmt: skip
-                scores[language] = round(mean_token_logprob(segments), 3)
+                scores[language] = mean_token_logprob(segments)
             detected, method = max(scores, key=scores.__getitem__), "decode-score"
-            found["decode_scores"] = scores
+            found["decode_scores"] = {
+                lang: (round(score, 3) if score > float("-inf") else None)
+                for lang, score in scores.items()
+            }
         text, _score = self._head_text(model, text_head, detected)
         found.update(detected=detected, text=text, method=method)
         return found

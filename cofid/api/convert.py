@@ -1,0 +1,148 @@
+"""Rows and engine objects → cofi.v1 messages (no I/O, no trio)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from protos.cofi.v1 import cofi_pb2 as pb
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    """A Timestamp from a datetime; naive values are UTC (how cofid stores them)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def decimal_str(value: Any) -> str:
+    """An exact decimal string trimmed of trailing zeros ("1500", "2345.5"); "" if None."""
+    if value is None:
+        return ""
+    d = value if isinstance(value, Decimal) else Decimal(str(value))
+    s = format(d, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s or "0"
+
+
+def json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def strip_credentials(url: str) -> str:
+    try:
+        p = urlsplit(url)
+    except ValueError:
+        return ""
+    host = p.hostname or ""
+    if p.port:
+        host = f"{host}:{p.port}"
+    return urlunsplit((p.scheme, host, p.path, "", ""))
+
+
+def event(e) -> pb.Event:
+    msg = pb.Event(
+        id=e.id, batch_id=e.batch_id or 0, stage=e.stage or "", event_type=e.event_type or "",
+        file_name=e.file_name or "", gpu_ip=e.gpu or "", payload=json_text(e.payload),
+        response=json_text(e.response), status=e.status or "",
+        error_message=e.error_message or "", metadata_json=json_text(e.metadata),
+    )
+    if e.timestamp is not None:
+        msg.timestamp.CopyFrom(ts(e.timestamp))
+    if e.total_files is not None:
+        msg.total_files = e.total_files
+    if e.processed_files is not None:
+        msg.processed_files = e.processed_files
+    return msg
+
+
+def batch_summary(row) -> pb.BatchSummary:
+    m = row._mapping
+    msg = pb.BatchSummary(
+        batch_id=m["id"], batch_date=m["batchDate"].isoformat(), batch_number=m["batchNumber"],
+        status=m["status"], source=m["source"], total_files=m["totalFiles"],
+    )
+    if m["createdAt"] is not None:
+        msg.created_at.CopyFrom(ts(m["createdAt"]))
+    if m["completedAt"] is not None and m["status"] == "Completed":
+        msg.completed_at.CopyFrom(ts(m["completedAt"]))
+    return msg
+
+
+def stage_progress(d: dict[str, Any]) -> pb.StageProgress:
+    return pb.StageProgress(stage=d["stage"], status=d["status"], total=d["total"],
+                            done=d["done"], failed=d["failed"], skipped=d["skipped"])
+
+
+def task(rec, stages: list[dict[str, Any]], failures: list[dict[str, Any]]) -> pb.Task:
+    msg = pb.Task(
+        task_id=rec.id, kind=rec.kind, state=rec.state, batch_id=rec.batch_id or 0,
+        error=rec.error or "", request_json=json.dumps(rec.request, sort_keys=True),
+        stages=[stage_progress(s) for s in stages],
+        failures=[pb.FileFailure(audio_name=f["audio_name"], stage=f["stage"],
+                                 error=f["error"] or "") for f in failures[-1000:]],
+    )
+    if rec.created_at is not None:
+        msg.created_at.CopyFrom(ts(rec.created_at))
+    if rec.updated_at is not None:
+        msg.updated_at.CopyFrom(ts(rec.updated_at))
+    return msg
+
+
+def gpu_state(g, url: str) -> pb.GpuState:
+    return pb.GpuState(
+        name=g.name, url=strip_credentials(url) if url else "", healthy=g.healthy,
+        slots=g.slots, slots_in_use=g.in_use, files_assigned=g.assigned, files_done=g.done,
+        latency_ms_p50=g.latency_percentile(0.5), latency_ms_p95=g.latency_percentile(0.95),
+        consecutive_failures=getattr(g.breaker, "consecutive_failures", 0),
+    )
+
+
+def call(c, *, fd, transcript, conversations, mapped, answers) -> pb.Call:
+    msg = pb.Call(
+        call_id=c.id, batch_id=c.batchId, audio_name=c.audioName, status=c.status,
+        lang=c.lang, language_id=c.languageId, audio_duration=float(c.audioDuration or 0),
+    )
+    if fd is not None:
+        msg.gpu_ip = fd.gpuIp or ""
+        msg.failed_stage = fd.failedStage or ""
+        msg.failure_reason = fd.failureReason or ""
+    msg.transcript.extend(
+        pb.TranscriptSegment(index=r.segmentIndex, start=r.startTime, end=r.endTime,
+                             text=r.text, speaker=r.speaker or "")
+        for r in transcript
+    )
+    msg.extracted_trades.extend(
+        pb.ExtractedTrade(trade_index=r.tradeIndex, trade_id=r.tradeId or "",
+                          symbol=r.symbol or "", side=r.side or "",
+                          quantity=decimal_str(r.quantity), price=decimal_str(r.price),
+                          order_type=r.orderType or "", evidence=r.evidence or "")
+        for r in conversations
+    )
+    for r in mapped:
+        mt = pb.MappedTrade(trade_id=r.tradeId, symbol=r.symbol, side=r.side,
+                            quantity=decimal_str(r.quantity), price=decimal_str(r.price))
+        if r.tradeTime is not None:
+            mt.trade_time.CopyFrom(ts(r.tradeTime))
+        msg.mapped_trades.append(mt)
+    msg.audit_answers.extend(
+        pb.AuditAnswer(question_id=r.questionId, question=r.question, answer=r.answer,
+                       evidence=r.evidence or "",
+                       source="llm2" if r.source == "llm2" else "rule")
+        for r in answers
+    )
+    return msg

@@ -1,0 +1,213 @@
+"""Invariant 1 (exactly-once effects) under SIGKILL: `cofid run-batch` killed at random
+moments and restarted until it exits 0 ends with the tables of an uninterrupted run.
+
+The run is a real subprocess (`python -m cofid.cli run-batch DIR --config CFG --json`) on
+the fake backends with `backends.fake_latency_s`, over a 60-call fixture batch. Kill moments
+come from a seeded RNG and are spread over the whole run: two during start-up / the batch
+steps (by time), the rest when the count of committed file-stage results (file_complete and
+error events, which commit with the results) reaches randomly drawn targets up to and
+including the last one (so the last kill lands while stages and the batch finish), each
+plus a random few milliseconds. Each kill is counted only if it hit a running process.
+The final normalized dump (cofid.testing.dbdump) must equal the dump of an uninterrupted
+run of the same directory in a separate database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from cofid.app import open_app
+from cofid.config import parse_config
+from cofid.testing.batches import fake_config, to_toml, write_fixture_batch
+from cofid.testing.dbdump import diff_dumps, normalized_dump
+
+EXTRA_CALLS = 53  # 60 calls in all
+LATENCY_S = 0.01
+SLOTS = 4
+SEED = 20261122
+PROGRESS_KILLS = 9
+TIME_KILLS = 2
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _other_db(request, db_url: str, tmp_path: Path, name: str) -> str:
+    if db_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / f'{name}.db'}"
+    return request.getfixturevalue("mariadb").create_database(prefix=f"cofi_{name}")
+
+
+def _write_config(path: Path, db_url: str, data_dir: Path) -> Path:
+    path.write_text(to_toml(fake_config(db_url, data_dir, latency_s=LATENCY_S, slots=SLOTS)))
+    return path
+
+
+def _start(cfg: Path, batch_dir: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "cofid.cli", "--config", str(cfg), "--log-level", "ERROR",
+         "run-batch", str(batch_dir), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, dict | None, str]:
+    out, err = proc.communicate(timeout=timeout)
+    summary = json.loads(out) if proc.returncode == 0 and out.strip() else None
+    return proc.returncode, summary, err.decode(errors="replace")[-3000:]
+
+
+class Progress:
+    """Committed file-stage results, read from the database the run writes."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+
+    def count(self) -> int:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text(
+                    "SELECT COUNT(*) FROM batchExecutionLog "
+                    "WHERE eventType IN ('file_complete', 'error')"
+                )).scalar_one()
+        except sa.exc.DBAPIError:  # no schema yet, or the database is locked for a moment
+            return 0
+
+    def wait_for(self, target: int, proc: subprocess.Popen, deadline: float) -> None:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if self.count() >= target:
+                return
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(
+    db_url, tmp_path, request
+):
+    batch_dir = tmp_path / "batch"
+    write_fixture_batch(batch_dir, extra_calls=EXTRA_CALLS)
+
+    # The uninterrupted run, in its own database.
+    ref_url = _other_db(request, db_url, tmp_path, "reference")
+    ref_cfg = _write_config(tmp_path / "reference.toml", ref_url, tmp_path / "ref-data")
+    t0 = time.monotonic()
+    rc, summary, err = _finish(_start(ref_cfg, batch_dir))
+    reference_s = time.monotonic() - t0
+    assert rc == 0, err
+    assert summary["status"] == "Completed" and summary["total_files"] == 60
+    reference = normalized_dump(ref_url)
+    total = sum(1 for r in reference["batchExecutionLog"]
+                if r["eventType"] in ("file_complete", "error"))
+
+    # The killed-and-restarted run.
+    cfg = _write_config(tmp_path / "crash.toml", db_url, tmp_path / "data")
+    rng = random.Random(SEED)
+    targets = sorted(rng.sample(range(1, total), PROGRESS_KILLS - 1)) + [total]
+    plan = [("time", rng.uniform(0.2, 1.5)) for _ in range(TIME_KILLS)]
+    plan += [("progress", k) for k in targets]
+    progress = Progress(db_url)
+    kills: list[tuple[str, float, int]] = []  # (kind, at, committed results when killed)
+    try:
+        for kind, at in plan:
+            proc = _start(cfg, batch_dir)
+            if kind == "time":
+                time.sleep(at)
+            else:
+                progress.wait_for(int(at), proc, time.monotonic() + 60)
+                time.sleep(rng.uniform(0, 0.03))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                assert proc.returncode == -signal.SIGKILL
+                kills.append((kind, at, progress.count()))
+            else:
+                rc, _s, err = _finish(proc)
+                assert rc == 0, err
+        for _ in range(3):
+            rc, summary, err = _finish(_start(cfg, batch_dir))
+            if rc == 0:
+                break
+        assert rc == 0, err
+        assert summary["status"] == "Completed"
+    finally:
+        progress.close()
+
+    assert len(kills) >= 10, kills
+    # Spread: some before any result, several in the middle, one at or after the last result.
+    assert any(n == 0 for _k, _a, n in kills), kills
+    assert len({n for _k, _a, n in kills if 0 < n < total}) >= 5, kills
+    assert any(n == total for _k, _a, n in kills), kills
+
+    got = normalized_dump(db_url)
+    # Every result row, flag and status, exactly once (the event log aside)...
+    results = [n for n in reference if n != "batchExecutionLog"]
+    assert {n: got[n] for n in results} == {n: reference[n] for n in results}, "\n".join(
+        diff_dumps({n: reference[n] for n in results}, {n: got[n] for n in results}))
+    # ...each file-stage's file_complete / error event exactly once...
+    def file_events(dump):
+        return [r for r in dump["batchExecutionLog"] if r["eventType"] != "stage_complete"]
+
+    assert file_events(got) == file_events(reference), "\n".join(
+        diff_dumps({"events": file_events(reference)}, {"events": file_events(got)}))
+    # ...and each stage_complete exactly once. BUG (engine/run.py Engine._stage_finished):
+    # every restart logs stage_complete again for the stages that were already Complete.
+    assert got["batchExecutionLog"] == reference["batchExecutionLog"], "\n".join(
+        diff_dumps(reference, got)) + f"\nkills: {kills}\nreference run: {reference_s:.1f} s"
+
+
+class Crash(Exception):
+    """Stands for the process dying at the point where it is raised."""
+
+
+async def _in_process(url: str, data_dir: Path, batch_dir: Path, crash_stage: str | None):
+    cfg = parse_config(fake_config(url, data_dir))
+    async with open_app(cfg) as app:
+        if crash_stage is not None:
+            commit = app.writer.commit
+
+            async def commit_or_crash(ops, events=None):
+                if events and events[0].stage == crash_stage:
+                    raise Crash(crash_stage)
+                return await commit(ops, events)
+
+            app.writer.commit = commit_or_crash
+            with pytest.raises(Crash):
+                await app.prepare_batch(batch_dir)
+            return
+        batch_id = await app.prepare_batch(batch_dir)
+        await app.run_batch(batch_id)
+
+
+@pytest.mark.parametrize(
+    "step", ["file_distribution", "callmetadata", "trademetadata", "triaging"]
+)
+async def test_crash_between_a_batch_step_and_its_event_loses_nothing(step, tmp_path):
+    """A batch-level step (distribution, CSV ingest, triaging) and its stage_complete event
+    must commit together. BUG (app.py App._batch_step): the step's rows and flag commit in
+    one transaction, the event in a later one through the writer, so a crash in between
+    leaves the step done and its stage_complete event never written (a restart skips the
+    step). Deterministic stand-in for a SIGKILL at that instant."""
+    batch_dir = tmp_path / "batch"
+    write_fixture_batch(batch_dir)
+    ref_url = f"sqlite:///{tmp_path / 'ref.db'}"
+    await _in_process(ref_url, tmp_path / "ref-data", batch_dir, None)
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    await _in_process(url, tmp_path / "data", batch_dir, step)
+    await _in_process(url, tmp_path / "data", batch_dir, None)
+    reference, got = normalized_dump(ref_url), normalized_dump(url)
+    results = [n for n in reference if n != "batchExecutionLog"]
+    assert {n: got[n] for n in results} == {n: reference[n] for n in results}
+    step_events = [r for r in got["batchExecutionLog"]
+                   if r["stage"] == step and r["eventType"] == "stage_complete"]
+    assert len(step_events) == 1, f"{step}: {len(step_events)} stage_complete events"
