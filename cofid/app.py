@@ -125,17 +125,17 @@ class App:
         raise AssertionError("unreachable")
 
     async def _batch_step(self, batch_id: int, step) -> None:
-        """Run a batch-level step and its status update in one transaction, then the
-        overall status; events go through the writer after the commit."""
-        events = await self.db.write(step)
+        """Run a batch-level step, its status flag, the overall status and its events in
+        one transaction (through the writer, which numbers the events)."""
 
-        def refresh(conn):
+        def step_and_status(conn):
+            events = step(conn)
             row = repo.get_batch(conn, batch_id)
             status = bp.overall(bp.statuses_of(row), bp.enabled_stages(row.pipeline or {}))
             repo.update_batch(conn, batch_id, status=status)
+            return events
 
-        await self.db.write(refresh)
-        await self.writer.commit([], events)
+        await self.writer.run_step(step_and_status)
 
     async def prepare_upload(self, stored: list[Path], process_id: int, category_mapping_id: int) -> int:
         """The upload plan's Steps 2–3: a new batch for today (next number, race-free) and
@@ -194,23 +194,25 @@ class App:
         from cofid.domain.events import Event
         from cofid.engine.writer import utcnow
 
+        failed = sum(c.failed for c in run.counters.values())
+
         def finish(conn):
             row = repo.get_batch(conn, batch_id)
             status = bp.overall(bp.statuses_of(row), bp.enabled_stages(row.pipeline or {}))
+            if row.completedAt is not None:
+                return []  # finished before (a resumed run of a completed batch)
             values: dict[str, Any] = {"status": status}
-            if status == "Completed" and row.completedAt is None:
+            if status == "Completed":
                 values["completedAt"] = utcnow()
             repo.update_batch(conn, batch_id, **values)
-            return status
+            return [Event(
+                batch_id=batch_id, stage="pipeline", event_type="info",
+                status="success" if status == "Completed" else "processing",
+                total_files=run.total_files, processed_files=run.total_files,
+                metadata={"status": status, "failed_files": failed},
+            )]
 
-        status = await self.db.write(finish)
-        failed = sum(c.failed for c in run.counters.values())
-        await self.writer.commit([], [Event(
-            batch_id=batch_id, stage="pipeline", event_type="info",
-            status="success" if status == "Completed" else "processing",
-            total_files=run.total_files, processed_files=run.total_files,
-            error_message=None, metadata={"status": status, "failed_files": failed},
-        )])
+        await self.writer.run_step(finish)
 
 
 def stage_env(cfg: Config, stages: tuple[Stage, ...] = ()) -> StageEnv:

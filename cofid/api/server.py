@@ -971,7 +971,7 @@ async def serve_main(cfg, *, watch: bool = False, on_ready=None, gpus=None,
     """The daemon: App, resumed batches, gRPC server; returns after a clean shutdown."""
     from cofid.app import open_app
 
-    stop = stop or trio.Event()
+    stop = stop if stop is not None else trio.Event()
     server_credentials(cfg)  # refuse bad listen settings before touching the database
     async with open_app(cfg, gpus=gpus) as app, trio.open_nursery() as outer:
         if handle_signals:

@@ -13,8 +13,9 @@ Rules (the seed's Steps 1–13, made per file so files can stream):
    'UnsupportedLanguage' — both final, no transcript, sttDone stays 0 (the seed). Else the
    transcript is written and the call becomes 'TranscriptDone'.
 5. llm1 runs on calls in 'TranscriptDone' and moves them to 'AuditDone'.
-6. llm2 runs on calls in 'AuditDone' — or 'TranscriptDone' when the plan has no llm1 — and
-   moves them to 'Complete'.
+6. llm2 runs on calls in 'AuditDone' and moves them to 'Complete'. When the plan has no
+   llm1 it also takes calls in 'TranscriptDone' (a batch plan with llm1 off; a reaudit of
+   {stt, llm2}, where the seed's rule would have left llm2 with nothing to do).
 7. A failure after retries records failedStage; the file stops there, the batch goes on.
 8. A batch stage is 'InProgress' once a file entered it and 'Complete' once the last file
    left it. batchStatus.status is the '<stage>Done' of the last stage, in pipeline order,
@@ -110,12 +111,14 @@ def needs_stage(f: FileState, stage: Stage, stages: tuple[Stage, ...]) -> bool:
     if stage is Stage.LLM1:
         return f.call_status == CallStatus.TRANSCRIPT_DONE
     if stage is Stage.LLM2:
-        return f.call_status == llm2_input_status(stages)
+        return f.call_status in llm2_input_statuses(stages)
     raise ValueError(f"{stage} is not a file stage")
 
 
-def llm2_input_status(stages: Iterable[Stage]) -> CallStatus:
-    return CallStatus.AUDIT_DONE if Stage.LLM1 in tuple(stages) else CallStatus.TRANSCRIPT_DONE
+def llm2_input_statuses(stages: Iterable[Stage]) -> tuple[CallStatus, ...]:
+    if Stage.LLM1 in tuple(stages):
+        return (CallStatus.AUDIT_DONE,)
+    return (CallStatus.AUDIT_DONE, CallStatus.TRANSCRIPT_DONE)
 
 
 def stt_gate(

@@ -343,6 +343,8 @@ class Engine:
         c.finished_at = time.monotonic()
         if c.started_at is None:
             c.started_at = c.finished_at
+        if run.update_batch and run.batch_statuses.get(stage) == StageStatus.COMPLETE:
+            return  # completed before a restart: its status and event are already written
         ws = WriteSet()
         if run.update_batch:
             run.batch_statuses[stage] = StageStatus.COMPLETE

@@ -14,10 +14,12 @@ after their transaction committed: subscribers never see an event that a crash c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import trio
+from sqlalchemy.engine import Connection
 
 from cofid.domain.events import Event
 from cofid.domain.ops import Insert, Op
@@ -33,7 +35,9 @@ class _Item:
     events: list[Event]
     done: trio.Event | None = None
     error: BaseException | None = None
-    ids: list[int] = field(default_factory=list)
+    # A batch-level step: runs in the group's transaction and returns its events.
+    step: Callable[[Connection], list[Event]] | None = None
+    result: list[Event] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -64,6 +68,16 @@ class Writer:
         if item.error is not None:
             raise item.error
 
+    async def run_step(self, step: Callable[[Connection], list[Event]]) -> list[Event]:
+        """Run a batch-level step (bulk SQL of its own) and commit the events it returns in
+        the same transaction: a crash leaves both or neither."""
+        item = _Item([], [], trio.Event(), step=step)
+        await self._send.send(item)
+        await item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
     async def post(self, ops: list[Op], events: list[Event] | None = None) -> None:
         """Queue a write set without waiting for it (events, logs); ordered with the rest."""
         await self._send.send(_Item(ops, events or []))
@@ -84,14 +98,6 @@ class Writer:
         await self._send.aclose()
 
     async def _commit_group(self, group: list[_Item]) -> None:
-        now = utcnow()
-        for item in group:
-            for e in item.events:
-                if not e.id:
-                    e.id = self.next_id
-                    self.next_id += 1
-                if e.timestamp is None:
-                    e.timestamp = now
         try:
             await self.db.run(self._execute, group)
         except DatabaseUnavailable:
@@ -113,17 +119,31 @@ class Writer:
         for item in group:
             if item.error is None:
                 self.items_committed += 1
-                self.bus.publish(item.events)
+                self.bus.publish(item.events + item.result)
             if item.done is not None:
                 item.done.set()
+
+    def _number(self, events: list[Event]) -> None:
+        # Only this writer assigns ids, one group at a time: ids follow commit order.
+        now = utcnow()
+        for e in events:
+            if not e.id:
+                e.id = self.next_id
+                self.next_id += 1
+            if e.timestamp is None:
+                e.timestamp = now
 
     def _execute(self, group: list[_Item]) -> None:
         ops: list[Op] = []
         events: list[Event] = []
-        for item in group:
-            ops.extend(item.ops)
-            events.extend(item.events)
-        if events:
-            ops.append(Insert("batchExecutionLog", tuple(e.row() for e in events)))
         with self.db.engine.begin() as conn:
+            for item in group:
+                ops.extend(item.ops)
+                events.extend(item.events)
+                if item.step is not None:
+                    item.result = item.step(conn)
+                    events.extend(item.result)
+            self._number(events)
+            if events:
+                ops.append(Insert("batchExecutionLog", tuple(e.row() for e in events)))
             execute_ops(conn, ops)

@@ -27,7 +27,6 @@ from cofid.domain.pipeline import (
     FileState,
     audio_for_stage,
     derived_audio_path,
-    llm2_input_status,
     stt_gate,
 )
 from cofid.domain.prompts import build_llm1_request, build_llm2_request
@@ -313,6 +312,3 @@ def writes_llm2(f: FileState, r: ChatResult | None, ctx: LlmContext) -> WriteSet
     f.call_status = CallStatus.COMPLETE
     return ws
 
-
-def llm2_ready(f: FileState, stages: tuple[Stage, ...]) -> bool:
-    return f.call_status == llm2_input_status(stages)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Connection, Engine
 
-from cofid.domain.ops import Delete, Insert, Op, Update
+from cofid.domain.ops import Delete, Insert, Op
 from cofid.store import tables as t
 
 log = logging.getLogger(__name__)

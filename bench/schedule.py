@@ -1,0 +1,230 @@
+"""The real engine on simulated GPUs, in virtual time: how close is its schedule to ideal?
+
+`python -m bench.schedule --files N --gpus G --slots S --seed K [--dump FILE]`
+
+What runs: open_app + prepare_batch + run_batch — the batch plan, the streaming engine,
+the GPU pool, the stages and the group-commit writer, unchanged — under
+trio.testing.MockClock(autojump_threshold=0), so hours of GPU time take seconds. Only the
+backends are simulated: each GPU gets a FakeBackends whose every call first sleeps its
+service time from bench.workload (fixed + per audio second × duration, GPU-seconds).
+
+Decisions:
+
+1. Files: the batch plan reads a directory, so N empty placeholder files named
+   call_NNNNNN.wav are created in a temporary directory; the fake backends map a name to
+   its seeded duration (FakeBackends(script=...)). LID reports that duration, and the
+   engine's STT gate turns calls under 5 s into ShortCall (no stt, llm1, llm2).
+2. Database: in-memory SQLite (`sqlite://`) with Database(inline=True), so no DB call runs
+   in a thread: with a thread, MockClock would jump while it works and the makespan would
+   mean nothing. file_start events are off (file_complete events stay on).
+3. Plan: denoise and ivr on; callmetadata, trademetadata and triaging off (no CSVs).
+4. GPU stage times are recorded by wrapping the engine's backend call (Engine._call) on
+   the instance; a call's completion is the commit of its last file_complete event (its
+   final status: Complete, or ShortCall from the STT gate), seen through app.bus.listeners.
+5. The remote (OpenAI-compatible) backends send the audio with every request, so files
+   have no GPU affinity (Backends.needs_affinity False): any free slot may take any file;
+   --affinity keeps each file on the GPU it was distributed to, as a host-local disk would.
+
+Prints makespan_s, lower_bound_s (max of total work / slots and the longest single file's
+chain), ratio, first/mean completion (all calls, and calls that reached Complete), per-GPU
+utilization and wall_s, as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+
+from bench import workload as w
+from cofid.app import open_app
+from cofid.backends.base import AudioRef, ChatRequest
+from cofid.backends.health import CircuitBreaker
+from cofid.config import parse_config
+from cofid.engine.gpus import Gpu
+from cofid.testing.fake_backends import FakeBackends, FakeCall
+
+
+class SimBackends(FakeBackends):
+    """FakeBackends whose calls take the cost model's service time (trio.sleep)."""
+
+    def __init__(self, durations: dict[str, float]) -> None:
+        super().__init__(script=lambda name: FakeCall(duration_s=durations[name], segments=6))
+        self.durations = durations
+
+    async def _work(self, stage: str, name: str | None) -> None:
+        await trio.sleep(w.service_s(stage, self.durations[name] if name else 0.0))
+
+    async def denoise(self, audio: AudioRef, output: Path):
+        await self._work("denoise", audio.name)
+        return await super().denoise(audio, output)
+
+    async def trim(self, audio: AudioRef, output: Path):
+        await self._work("ivr", audio.name)
+        return await super().trim(audio, output)
+
+    async def identify(self, audio: AudioRef):
+        await self._work("lid", audio.name)
+        return await super().identify(audio)
+
+    async def transcribe(self, audio: AudioRef, language: str):
+        await self._work("stt", audio.name)
+        return await super().transcribe(audio, language)
+
+    async def complete(self, request: ChatRequest):
+        await self._work(request.purpose, None)  # llm1 / llm2: no per-second cost
+        return await super().complete(request)
+
+
+def bench_config(data_dir: Path, *, file_start_events: bool = False) -> dict[str, Any]:
+    return {
+        "database": {"url": "sqlite://"},
+        "paths": {"data": str(data_dir)},
+        "backends": {"denoise": "fake", "ivr": "fake", "lid": "fake", "stt": "fake",
+                     "chat": "fake"},
+        "pipelines": {"batch": {"denoise": True, "ivr": True, "callmetadata": False,
+                                "trademetadata": False, "triaging": False, "llm1": True,
+                                "llm2": True}},
+        "stages": {"file_start_events": file_start_events},
+        "service": {"log_level": "WARNING"},
+    }
+
+
+def write_placeholders(directory: Path, n: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (directory / w.file_name(i)).touch()
+
+
+async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bool) -> dict:
+    names = {w.file_name(i): d for i, d in enumerate(durs)}
+    batch_dir = tmp / "batch"
+    write_placeholders(batch_dir, len(durs))
+    gpu_list = []
+    for g in range(gpus):
+        b = SimBackends(names).backends()
+        b.needs_affinity = affinity
+        gpu_list.append(Gpu(f"gpu{g}", slots, b, CircuitBreaker(clock=trio.current_time)))
+    cfg = parse_config(bench_config(tmp / "data"))
+    spans: dict[str, dict[str, list]] = {n: {} for n in names}
+    completion: dict[str, float] = {}
+    status: dict[str, str] = {}
+    busy = {g.name: 0.0 for g in gpu_list}
+    async with open_app(cfg, gpus=gpu_list, inline_db=True) as app:
+        batch_id = await app.prepare_batch(batch_dir)
+        engine = app.engine
+        call = engine._call
+
+        async def timed_call(stage, f, gpu, ctx):
+            start = trio.current_time()
+            try:
+                return await call(stage, f, gpu, ctx)
+            finally:
+                end = trio.current_time()
+                busy[gpu.name] += end - start
+                spans[f.audio_name][stage.value] = [gpu.name, start, end]
+
+        engine._call = timed_call  # instrumentation only: the engine is otherwise untouched
+
+        def on_event(e) -> None:
+            if e.event_type != "file_complete" or not e.file_name:
+                return
+            completion[e.file_name] = trio.current_time()
+            if e.stage == "llm2":
+                status[e.file_name] = "Complete"
+            elif isinstance(e.response, dict) and "status" in e.response:
+                status[e.file_name] = e.response["status"]
+
+        app.bus.listeners.append(on_event)
+        wall0 = time.perf_counter()
+        t0 = trio.current_time()
+        run = await app.run_batch(batch_id)
+        makespan = trio.current_time() - t0
+        run_wall = time.perf_counter() - wall0
+        failed = sum(c.failed for c in run.counters.values())
+        groups = app.writer.groups_committed
+        items = app.writer.items_committed
+    rel = {n: completion[n] - t0 for n in completion}
+    for per in spans.values():
+        for v in per.values():
+            v[1] = round(v[1] - t0, 3)
+            v[2] = round(v[2] - t0, 3)
+    return {"makespan": makespan, "completion": rel, "status": status, "spans": spans,
+            "busy": busy, "failed": failed, "run_wall": run_wall, "groups": groups,
+            "items": items}
+
+
+def run(files: int, gpus: int, slots: int, seed: int, *, affinity: bool = False,
+        dump: str | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    durs = w.durations(files, seed)
+    with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp:
+        r = trio.run(_run, durs, gpus, slots, Path(tmp), affinity,
+                     clock=trio.testing.MockClock(autojump_threshold=0))
+    names = [w.file_name(i) for i in range(files)]
+    comp = [r["completion"].get(n) for n in names]
+    done = [c for c in comp if c is not None]
+    full = [r["completion"][n] for n in names if r["status"].get(n) == "Complete"]
+    bound = w.lower_bound_s(durs, gpus * slots)
+    mk = r["makespan"]
+    statuses: dict[str, int] = {}
+    for n in names:
+        s = r["status"].get(n, "none")
+        statuses[s] = statuses.get(s, 0) + 1
+    out = {
+        "benchmark": "schedule", "seed": seed, "files": files, "gpus": gpus, "slots": slots,
+        "affinity": affinity,
+        "makespan_s": round(mk, 1),
+        "lower_bound_s": round(bound, 1),
+        "ratio": round(mk / bound, 4) if bound else None,
+        "first_completion_s": round(min(done), 1) if done else None,
+        "mean_completion_s": round(sum(done) / len(done), 1) if done else None,
+        "first_complete_s": round(min(full), 1) if full else None,
+        "mean_complete_s": round(sum(full) / len(full), 1) if full else None,
+        "gpu_utilization": [round(b / (slots * mk), 4) if mk else 0.0 for b in r["busy"].values()],
+        "total_work_gpu_s": round(w.total_work_s(durs), 1),
+        "statuses": statuses,
+        "failed": r["failed"],
+        "writer_groups": r["groups"],
+        "writer_items": r["items"],
+        "run_wall_s": round(r["run_wall"], 2),
+        "wall_s": round(time.perf_counter() - t0, 2),
+    }
+    if dump:
+        with open(dump, "w", encoding="utf-8") as fh:
+            json.dump({"summary": out, "files": [
+                {"name": n, "duration_s": d, "status": r["status"].get(n),
+                 "completion_s": None if c is None else round(c, 3), "stages": r["spans"][n]}
+                for n, d, c in zip(names, durs, comp, strict=True)
+            ]}, fh)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.schedule",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--gpus", type=int, default=4)
+    ap.add_argument("--slots", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--affinity", action="store_true",
+                    help="keep every file on the GPU it was distributed to")
+    ap.add_argument("--dump", help="write the workload and every file's GPU and stage times here")
+    a = ap.parse_args(argv)
+    out = run(a.files, a.gpus, a.slots, a.seed, affinity=a.affinity, dump=a.dump)
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
