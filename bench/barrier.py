@@ -84,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slots", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--assign", choices=("rr", "any"), default="rr")
+    ap.add_argument("--order", choices=("given", "shortest"), default="given",
+                    help="feed order: as drawn, or shortest chain first (by file name)")
     ap.add_argument("--dump", help="write the workload and every file's GPU and stage times here")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    durs = w.durations(a.files, a.seed)
+    durs = w.ordered(w.durations(a.files, a.seed), a.order)
     sim = simulate(durs, a.gpus, a.slots, a.assign)
-    out = {"benchmark": "barrier", "seed": a.seed, "assign": a.assign,
+    out = {"benchmark": "barrier", "seed": a.seed, "assign": a.assign, "order": a.order,
            **metrics(durs, a.gpus, a.slots, sim["makespan"], sim["busy"], sim["completion"]),
            "wall_s": round(time.perf_counter() - t0, 3)}
     if a.dump:

@@ -21,7 +21,9 @@ Decisions:
 4. GPU stage times are recorded by wrapping the engine's backend call (Engine._call) on
    the instance; a call's completion is the commit of its last file_complete event (its
    final status: Complete, or ShortCall from the STT gate), seen through app.bus.listeners.
-5. The remote (OpenAI-compatible) backends send the audio with every request, so files
+5. Files are fed in distribution (file name) order; --order shortest names them so that
+   the shortest chains come first, to show what feeding by file size would do.
+6. The remote (OpenAI-compatible) backends send the audio with every request, so files
    have no GPU affinity (Backends.needs_affinity False): any free slot may take any file;
    --affinity keeps each file on the GPU it was distributed to, as a host-local disk would.
 
@@ -163,10 +165,10 @@ async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bo
 
 
 def run(files: int, gpus: int, slots: int, seed: int, *, affinity: bool = False,
-        dump: str | None = None) -> dict[str, Any]:
+        order: str = "given", dump: str | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    durs = w.durations(files, seed)
+    durs = w.ordered(w.durations(files, seed), order)
     with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp:
         r = trio.run(_run, durs, gpus, slots, Path(tmp), affinity,
                      clock=trio.testing.MockClock(autojump_threshold=0))
@@ -182,7 +184,7 @@ def run(files: int, gpus: int, slots: int, seed: int, *, affinity: bool = False,
         statuses[s] = statuses.get(s, 0) + 1
     out = {
         "benchmark": "schedule", "seed": seed, "files": files, "gpus": gpus, "slots": slots,
-        "affinity": affinity,
+        "affinity": affinity, "order": order,
         "makespan_s": round(mk, 1),
         "lower_bound_s": round(bound, 1),
         "ratio": round(mk / bound, 4) if bound else None,
@@ -218,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--affinity", action="store_true",
                     help="keep every file on the GPU it was distributed to")
+    ap.add_argument("--order", choices=("given", "shortest"), default="given",
+                    help="feed order: as drawn, or shortest chain first (by file name)")
     ap.add_argument("--dump", help="write the workload and every file's GPU and stage times here")
     a = ap.parse_args(argv)
-    out = run(a.files, a.gpus, a.slots, a.seed, affinity=a.affinity, dump=a.dump)
+    out = run(a.files, a.gpus, a.slots, a.seed, affinity=a.affinity, order=a.order,
+              dump=a.dump)
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
     return 0

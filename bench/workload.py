@@ -41,6 +41,16 @@ def durations(n: int, seed: int) -> list[float]:
     return out
 
 
+def ordered(durs: list[float], order: str) -> list[float]:
+    """The workload in feed order: as drawn ("given"), or shortest chain first ("shortest",
+    what feeding files by size would do; the engine feeds in distribution order)."""
+    if order == "given":
+        return list(durs)
+    if order == "shortest":
+        return sorted(durs, key=chain_s)
+    raise ValueError(f"unknown order {order!r}")
+
+
 def file_name(i: int) -> str:
     """The placeholder audio name of file i (sorted names keep the workload order)."""
     return f"call_{i:06d}.wav"

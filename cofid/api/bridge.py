@@ -108,5 +108,10 @@ def rpc_stream(method: Callable[..., Any]) -> Callable[..., Any]:
             yield from method(self, request, context)
         except ApiError as e:
             context.abort(e.code, e.message)
+        except Exception:  # noqa: BLE001 - the daemon logs bugs, the client gets INTERNAL
+            if context.code() is not None:  # already aborted
+                raise
+            log.exception("gRPC %s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}")
 
     return wrapper

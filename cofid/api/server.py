@@ -107,7 +107,7 @@ class Service:
         self.cfg = app.cfg
         self.nursery = nursery
         self.tasks = TaskRegistry(app.db)
-        self.subs: set[Any] = set()
+        self.subs: dict[int, Any] = {}  # id(subscription) -> subscription
         self.closing = False
         self.starting_dirs: dict[str, str] = {}  # directory -> task id
         self.uploading_names: set[str] = set()
@@ -476,11 +476,11 @@ class Service:
         if len(self.subs) >= limit:
             raise exhausted(f"too many event subscribers ({limit}); try again later")
         sub = self.app.bus.subscribe(flt, self.cfg.grpc.subscriber_buffer)
-        self.subs.add(sub)
+        self.subs[id(sub)] = sub
         return sub, self.app.bus.last_id
 
     def unsubscribe(self, sub) -> None:
-        self.subs.discard(sub)
+        self.subs.pop(id(sub), None)
         self.app.bus.unsubscribe(sub)
 
     async def oldest_event_id(self) -> int:
@@ -513,7 +513,7 @@ class Service:
 
     def close_subscriptions(self) -> None:
         self.closing = True
-        for sub in list(self.subs):
+        for sub in list(self.subs.values()):
             self.unsubscribe(sub)
 
 

@@ -221,7 +221,14 @@ class Engine:
         ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,
                               payload=summary.get("request"), response=summary.get("response"),
                               gpu=gpu_name)
-        await self.writer.commit(ws.ops, [ev])
+        try:
+            await self.writer.commit(ws.ops, [ev])
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # the database refused this result (e.g. a value too long)
+            log.error("%s result for %s could not be stored: %s", stage, f.audio_name, exc)
+            await self._fail(run, stage, f, RuntimeError(f"result could not be stored: {exc}"), attempt)
+            return False
         c.done += 1
         await self._progress(run, stage)
         return True

@@ -123,6 +123,16 @@ class Writer:
             if item.done is not None:
                 item.done.set()
 
+    def _committed(self, event_id: int) -> bool:
+        import sqlalchemy as sa
+
+        from cofid.store import tables as t
+
+        with self.db.engine.connect() as conn:
+            return conn.execute(
+                sa.select(t.batch_execution_log.c.id).where(t.batch_execution_log.c.id == event_id)
+            ).first() is not None
+
     def _number(self, events: list[Event]) -> None:
         # Only this writer assigns ids, one group at a time: ids follow commit order.
         now = utcnow()
@@ -136,6 +146,11 @@ class Writer:
     def _execute(self, group: list[_Item]) -> None:
         ops: list[Op] = []
         events: list[Event] = []
+        known = [e for item in group for e in item.events if e.id]
+        if known and self._committed(known[0].id):
+            # Database.run retried us after a lost connection, and the COMMIT had in fact
+            # gone through: the group is durable, doing it again would write it twice.
+            return
         with self.db.engine.begin() as conn:
             for item in group:
                 ops.extend(item.ops)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from cofid.app import open_app
 from cofid.config import parse_config
-from cofid.domain.model import FILE_STAGES, NO_TRADE_DATA_ANSWER, Stage
+from cofid.domain.model import FILE_STAGES, NO_TRADE_DATA_ANSWER
 from cofid.domain.questions import TRADE_QUESTION_COUNT, default_question_set
 from cofid.store import tables as t
 from cofid.testing.batches import fake_config, write_fixture_batch
@@ -245,9 +245,7 @@ async def test_running_the_same_directory_again_changes_nothing(db_url, tmp_path
     results = [n for n in before if n != "batchExecutionLog"]
     assert {n: after[n] for n in results} == {n: before[n] for n in results}, "\n".join(
         diff_dumps({n: before[n] for n in results}, {n: after[n] for n in results}))
-    # The event log: a run that found nothing to do must not log stages completing again.
-    # BUG (engine/run.py Engine._stage_finished): every stage of a resumed run writes a
-    # stage_complete event (and the batchStatus update) even when the stage was Complete
-    # before the run started and no file entered it; see the report.
+    # The event log: a run that found nothing to do must not log stages completing again
+    # (before f67c0f5 Engine._stage_finished wrote stage_complete for every stage again).
     assert after["batchExecutionLog"] == before["batchExecutionLog"], "\n".join(
         diff_dumps(before, after))

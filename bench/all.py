@@ -1,0 +1,87 @@
+"""`make bench`: every benchmark at a small size, each in its own process; one JSON out.
+
+Runs bench.schedule and bench.barrier on the same workloads (1,000 files on 4 GPUs × 2
+slots and on 8 × 4), and bench.throughput on SQLite (and on a throwaway MariaDB when its
+binaries are installed). Each run's JSON is collected under "runs"; "checks" compares them
+with the targets (schedule ratio ≤ 1.02 on 4 × 2 and ≤ 1.05 on 8 × 4, mean completion
+≤ 0.55 × the barrier's, first completion ≤ 60 s, pipeline ≤ 1.5 × a raw bulk load, peak
+RSS < 300 MB). The whole object is printed and written to bench/results.json.
+
+--files N sets every file count (the smoke test uses a tiny N); the README's figures come
+from the individual modules at 10,000 files (see each module's docstring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(module: str, *args: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", f"bench.{module}", *args]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        return {"error": f"exit {p.returncode}", "command": " ".join(cmd[1:]),
+                "stderr": p.stderr[-2000:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _check(value: float | None, limit: float) -> dict[str, Any]:
+    return {"value": value, "target": limit, "met": value is not None and value <= limit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=1000, help="files of every run")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--mariadb", choices=("auto", "yes", "no"), default="auto")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    n, seed = str(a.files), str(a.seed)
+    runs: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
+    for gpus, slots, target in (("4", "2", 1.02), ("8", "4", 1.05)):
+        key = f"{gpus}x{slots}"
+        common = ("--files", n, "--gpus", gpus, "--slots", slots, "--seed", seed)
+        s = runs[f"schedule_{key}"] = _run("schedule", *common)
+        b = runs[f"barrier_{key}"] = _run("barrier", *common)
+        if "error" in s or "error" in b:
+            continue
+        checks[f"schedule_{key}_ratio"] = _check(s["ratio"], target)
+        checks[f"schedule_{key}_first_completion_s"] = _check(s["first_completion_s"], 60.0)
+        checks[f"schedule_{key}_mean_vs_barrier"] = _check(
+            round(s["mean_completion_s"] / b["mean_completion_s"], 4), 0.55)
+        checks[f"schedule_{key}_mean_complete_vs_barrier"] = _check(
+            round(s["mean_complete_s"] / b["mean_complete_s"], 4), 0.55)
+    dbs = ["sqlite"]
+    if a.mariadb == "yes":
+        dbs.append("mariadb")
+    elif a.mariadb == "auto":
+        sys.path.insert(0, str(ROOT))
+        from tests.mariadb_server import MariaDBServer
+
+        if MariaDBServer.binaries() is not None:
+            dbs.append("mariadb")
+    for db in dbs:
+        r = runs[f"throughput_{db}"] = _run("throughput", "--files", n, "--db", db)
+        if "error" not in r:
+            checks[f"throughput_{db}_ratio_to_bulk"] = _check(r["ratio_to_bulk"], 1.5)
+            checks[f"throughput_{db}_peak_rss_mb"] = _check(r["peak_rss_mb"], 300.0)
+    out = {"benchmark": "all", "files": a.files, "seed": a.seed, "runs": runs,
+           "checks": checks, "wall_s": round(time.perf_counter() - t0, 1)}
+    Path(a.out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0 if all("error" not in r for r in runs.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

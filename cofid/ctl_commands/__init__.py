@@ -1,0 +1,1 @@
+"""cofictl subcommands, one module per group."""

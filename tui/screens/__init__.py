@@ -1,0 +1,1 @@
+"""Screens of the TUI: dashboard, event detail, batches, GPUs, errors, export."""

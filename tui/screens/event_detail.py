@@ -1,0 +1,59 @@
+"""One event in full: its fields, then payload, response and metadata pretty-printed in a
+scrollable, selectable text area (c copies everything, Ctrl+C the selection)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static, TextArea
+
+from tui.model import EventRecord, pretty_json
+
+
+def detail_text(ev: EventRecord) -> str:
+    parts = [
+        ("payload", pretty_json(ev.payload) or "(empty)"),
+        ("response", pretty_json(ev.response) or "(empty)"),
+    ]
+    if ev.error_message:
+        parts.insert(0, ("error", ev.error_message))
+    if ev.metadata_json:
+        parts.append(("metadata", pretty_json(ev.metadata_json)))
+    return "\n\n".join(f"── {name} ──\n{body}" for name, body in parts)
+
+
+def summary_line(ev: EventRecord) -> str:
+    ts = ev.timestamp.isoformat(timespec="milliseconds") if ev.timestamp else "—"
+    counts = (f"  {ev.processed_files}/{ev.total_files} files"
+              if ev.total_files is not None else "")
+    return (f"[b]#{ev.id}[/b] {ts}  batch {ev.batch_id}  [b]{ev.stage}[/b] {ev.event_type}  "
+            f"{ev.status}{counts}\nfile: {ev.file_name or '—'}   gpu: {ev.gpu_ip or '—'}")
+
+
+class EventDetailScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close"),
+        Binding("c", "copy_all", "Copy all"),
+    ]
+
+    def __init__(self, event: EventRecord) -> None:
+        super().__init__(id="event-detail")
+        self.event = event
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="detail-box"):
+            yield Static(summary_line(self.event), id="detail-summary", markup=True)
+            yield TextArea(detail_text(self.event), read_only=True, id="detail-text",
+                           soft_wrap=True, show_line_numbers=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        box = self.query_one("#detail-box")
+        box.border_title = f"Event {self.event.id}"
+        self.query_one(TextArea).focus()
+
+    def action_copy_all(self) -> None:
+        self.app.copy_to_clipboard(detail_text(self.event))
+        self.notify("Payload and response copied to the clipboard", timeout=2)
