@@ -236,7 +236,9 @@ async def open_app(cfg: Config, *, gpus=None, inline_db: bool = False, seed: int
         unavailable_retry_s=cfg.database.unavailable_retry_s,
         inline=inline_db,
     )
-    await db.run(upgrade, db.engine)
+    # At start an unreachable database is an error at once (systemd restarts the daemon);
+    # once running, cofid waits up to database.unavailable_retry_s for it to come back.
+    await db.run(upgrade, db.engine, retry_s=0)
     await db.write(lambda c: repo.sync_question_sets(c, cfg.all_question_sets()))
     bus = EventBus()
     writer = Writer(db, bus)

@@ -31,7 +31,7 @@ Results go to stdout (tables, or JSON with --json); messages go to stderr."""
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # exit 2 with the usage, like argparse, but one line
         self.print_usage(sys.stderr)
-        raise CtlError(f"{self.prog}: {message}", EXIT_USAGE)
+        raise CtlError(f"{message} (see {self.prog} --help)", EXIT_USAGE)
 
 
 def _common(json: bool = True) -> argparse.ArgumentParser:

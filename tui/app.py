@@ -46,7 +46,7 @@ class CofiApp(App):
     TITLE = "cofi"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("d", "dashboard", "Dashboard"),
+        Binding("d", "dashboard", "Dashboard", show=False),
         Binding("b", "batches", "Batches"),
         Binding("g", "gpus", "GPUs"),
         Binding("e", "errors", "Errors"),

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from cofid import ctl_output as out
 from cofid.ctl_connect import (
@@ -154,7 +155,7 @@ def read_names(source: str) -> list[str]:
     """Audio names, one a line, from a file or '-' (stdin); blank lines and # comments are
     skipped."""
     try:
-        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as e:
         raise CtlError(f"cannot read {source}: {e.strerror}", EXIT_USAGE) from None
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]

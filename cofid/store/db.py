@@ -115,7 +115,7 @@ class Database:
 
     # -- running blocking work -----------------------------------------------------
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, retry_s: float | None = None) -> T:
         """Run fn(*args) off the trio loop; wait and retry while the server is unreachable.
 
         fn must be safe to run again after a connection error: every caller here either
@@ -123,7 +123,8 @@ class Database:
         whose acknowledgement was lost is the one ambiguous case; callers that care make
         their writes idempotent).
         """
-        deadline = time.monotonic() + self.unavailable_retry_s
+        wait_s = self.unavailable_retry_s if retry_s is None else retry_s
+        deadline = time.monotonic() + wait_s
         delay = 0.2
         while True:
             try:
@@ -134,7 +135,7 @@ class Database:
                 if not is_connection_error(exc) or time.monotonic() > deadline:
                     if is_connection_error(exc):
                         raise DatabaseUnavailable(
-                            f"database unreachable for {self.unavailable_retry_s:.0f} s: {exc.orig}"
+                            f"database unreachable (waited {wait_s:.0f} s): {exc.orig}"
                         ) from exc
                     raise
                 msg = f"database unreachable ({getattr(exc, 'orig', exc)}); retrying in {delay:.1f} s"

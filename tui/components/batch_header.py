@@ -19,19 +19,20 @@ class BatchHeader(Static):
         label, colour = CONN.get(conn, (conn, "yellow"))
         right = Text.assemble((label, f"bold {colour}"), (f" {conn_detail}" if conn_detail
                                                           else "", "grey70"),
-                              ("  ⟳ following newest" if follow else "", "cyan"))
+                              ("  ⟳ following" if follow else "", "cyan"))
         if model is None:
             self.update(Text.assemble(("No batch yet", "bold"), "  ", right))
             return
         i = model.info
         status = "Completed" if model.completed else (i.status or "—")
-        left = Text.assemble(
+        eta = "done" if model.completed else format_duration(model.eta(now))
+        line1 = Text.assemble(
             (f"Batch {i.batch_date or '?'} #{i.batch_number or '?'}", "bold"),
-            (f" (id {model.batch_id})", "grey70"), "  ",
-            (i.source or "—", "cyan"), f"  {i.total_files} files  ",
+            (f" id {model.batch_id}", "grey70"), " · ", (i.source or "—", "cyan"),
+            f" · {i.total_files} files   ", right)
+        line2 = Text.assemble(
             ("elapsed ", "grey70"), format_duration(model.elapsed(now)),
-            ("  ETA ", "grey70"), format_duration(model.eta(now)), "  ",
+            ("  ETA ", "grey70"), eta, "  ",
             (status, "bold green" if model.completed else "bold yellow"),
-            (f"  {len(model.errors)} errors" if model.errors else "", "bold red"),
-        )
-        self.update(Text.assemble(left, "\n", right))
+            (f"  {len(model.errors)} failed" if model.errors else "", "bold red"))
+        self.update(Text.assemble(line1, "\n", line2))

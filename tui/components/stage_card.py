@@ -61,9 +61,9 @@ class StageCardWidget(Widget, can_focus=True):
                           (f"✘{c.failed}", "red" if c.failed else "grey50"), f" /{c.total}"),
             Text(f"{c.files_per_minute(self.now):.1f} files/min", style="grey70"),
         ]
-        if self.size.height >= 6:
+        if self.size.height >= 4:
             lines.append(Text(f"skipped {c.skipped}", style="grey50"))
-        if self.size.height >= 7 and c.recent:
+        if self.size.height >= 5 and c.recent:
             last = c.recent[-1]
             lines.append(Text(f"{last.event_type} {last.file_name}".strip(), style="grey50",
                               overflow="ellipsis", no_wrap=True))

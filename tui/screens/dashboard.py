@@ -17,6 +17,7 @@ from tui.model import RECENT_PER_STAGE, STAGES, TITLES, BatchModel
 
 
 class DashboardScreen(Screen):
+    AUTO_FOCUS = "#events"
     BINDINGS = [
         Binding("a", "all_stages", "All stages"),
         Binding("enter", "open_event", "Detail", show=False),
