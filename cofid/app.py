@@ -215,6 +215,14 @@ class App:
         await self.writer.run_step(finish)
 
 
+async def _health_ticker(pool: GpuPool) -> None:
+    """Re-offer slots every second: a GPU whose breaker cooled down gets its probe even
+    when no request finishes to trigger a dispatch (every GPU was unhealthy)."""
+    while True:
+        await trio.sleep(1.0)
+        pool.kick()
+
+
 def stage_env(cfg: Config, stages: tuple[Stage, ...] = ()) -> StageEnv:
     return StageEnv(
         work_dir=str(cfg.work_dir),
@@ -249,6 +257,13 @@ async def open_app(cfg: Config, *, gpus=None, inline_db: bool = False, seed: int
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(writer.run)
+            ticker = trio.CancelScope()
+
+            async def tick() -> None:
+                with ticker:
+                    await _health_ticker(pool)
+
+            nursery.start_soon(tick)
             app = App(cfg, db, bus, writer, pool, None, nursery)  # type: ignore[arg-type]
             app.engine = Engine(
                 db=db, writer=writer, pool=pool, env=stage_env(cfg), retry=retry,
@@ -260,6 +275,7 @@ async def open_app(cfg: Config, *, gpus=None, inline_db: bool = False, seed: int
             try:
                 yield app
             finally:
+                ticker.cancel()
                 with trio.CancelScope(shield=True):
                     await writer.drain()
     finally:

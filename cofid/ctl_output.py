@@ -58,7 +58,7 @@ def to_dict(msg: Message) -> dict[str, Any]:
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             vf = fd.message_type.fields_by_name["value"]
             out[fd.name] = {k: _value(vf, x) for k, x in sorted(v.items())}
-        elif fd.label == FieldDescriptor.LABEL_REPEATED:
+        elif fd.is_repeated:
             out[fd.name] = [_value(fd, x) for x in v]
         elif fd.has_presence and fd.type != FieldDescriptor.TYPE_MESSAGE and not msg.HasField(
                 fd.name):

@@ -127,6 +127,8 @@ def cmd_status(conn: Connection, args) -> int:
         out.print_json(out.to_dict(task))
     else:
         print_task(task)
+    if task_exit(task) != EXIT_OK:
+        out.say(f"task {task.task_id} {task.state}" + (f": {task.error}" if task.error else ""))
     return task_exit(task)
 
 
