@@ -58,14 +58,16 @@ class CofiApp(App):
     def __init__(self, settings: Settings, *, client_factory: ClientFactory | None = None,
                  clock: Callable[[], datetime | None] | None = None,
                  backoff: tuple[float, float] = (0.5, 10.0), idle_timeout: float = 30.0,
-                 refresh_s: float = 0.25, gpu_refresh_s: float = 2.0) -> None:
+                 refresh_s: float = 0.25, gpu_refresh_s: float = 2.0,
+                 poll_s: float = 3.0) -> None:
         super().__init__()
         self.settings = settings
         self.client_factory = client_factory or (
             lambda s: CofiClient(s.target, s.token, s.ca_file))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.backoff, self.idle_timeout = backoff, idle_timeout
-        self.refresh_s, self.gpu_refresh_s = refresh_s, gpu_refresh_s
+        self.refresh_s, self.gpu_refresh_s, self.poll_s = refresh_s, gpu_refresh_s, poll_s
+        self.global_live = False  # the all-batches stream delivered something
         self.client: Client
         self.model: BatchModel | None = None
         self.follow = settings.batch_id is None
@@ -110,18 +112,22 @@ class CofiApp(App):
 
     @work(exclusive=True, group="newest")
     async def find_newest(self) -> None:
+        """While following: open the newest batch, and look again every few seconds (the
+        all-batches stream usually switches first; this covers its reconnect windows)."""
         delay = 0.0
-        while True:
+        while self.follow:
             try:
                 batches, _ = await self.client.list_batches(None, None, 1, "")
+                delay = 0.0
             except Exception as exc:  # noqa: BLE001 - the stream workers report the link
                 delay = next_backoff(delay, initial=self.backoff[0], cap=self.backoff[1])
                 self.log.warning(f"ListBatches: {describe_error(exc)}")
                 await asyncio.sleep(delay)
                 continue
-            if batches and self.follow:
-                self.post_message(OpenBatch(batches[0].batch_id))
-            return
+            current = self.model.batch_id if self.model else 0
+            if batches and self.follow and batches[0].batch_id > current:
+                self.post_message(OpenBatch(batches[0].batch_id, follow=True))
+            await asyncio.sleep(self.poll_s)
 
     @work(exclusive=True, group="batch")
     async def load_batch(self, batch_id: int) -> None:
@@ -174,6 +180,7 @@ class CofiApp(App):
                         0, last_id, event_types=("stage_start", "error", "info"),
                         idle_timeout=self.idle_timeout):
                     delay = 0.0
+                    self.global_live = True
                     if isinstance(item, EventRecord):
                         last_id = max(last_id or 0, item.id)
                         self.post_message(GlobalEvent(item))
@@ -237,10 +244,11 @@ class CofiApp(App):
             self.notify("The daemon is shutting down; reconnecting…", severity="warning")
 
     def on_open_batch(self, message: OpenBatch) -> None:
-        self.follow = message.batch_id is None
         if message.batch_id is None:
+            self.follow = True
             self.find_newest()
         else:
+            self.follow = message.follow
             self.switch_batch(message.batch_id)
         self._dirty = True
 

@@ -57,11 +57,11 @@ class GpusLoaded(Message):
 
 
 class OpenBatch(Message):
-    """Switch the dashboard to a batch (None: follow the newest)."""
+    """Switch the dashboard to a batch (None: follow the newest); follow: keep following."""
 
-    def __init__(self, batch_id: int | None) -> None:
+    def __init__(self, batch_id: int | None, follow: bool = False) -> None:
         super().__init__()
-        self.batch_id = batch_id
+        self.batch_id, self.follow = batch_id, follow
 
 
 class ModelChanged(Message):

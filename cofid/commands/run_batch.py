@@ -16,7 +16,7 @@ from cofid.config import Config
 from cofid.engine.run import PlanRun
 from cofid.plans.batch import BatchInputError
 from cofid.store import repo
-from cofid.store.db import DatabaseUnavailable
+from cofid.store.db import DatabaseUnavailable, is_connection_error
 
 EXIT_OK, EXIT_FATAL = 0, 1
 
@@ -124,6 +124,9 @@ def run_batch_command(cfg: Config, directory: Path, *, as_json: bool) -> int:
         print(f"cofid: {e}", file=sys.stderr)
         return EXIT_FATAL
     except (DatabaseUnavailable, sa.exc.OperationalError) as e:
+        if not isinstance(e, DatabaseUnavailable) and not is_connection_error(e):
+            print(f"cofid: database error: {getattr(e, 'orig', e)}", file=sys.stderr)
+            return EXIT_FATAL
         print(f"cofid: database unreachable ({cfg.database_url.split('@')[-1]}): {getattr(e, 'orig', e)}",
               file=sys.stderr)
         return EXIT_FATAL

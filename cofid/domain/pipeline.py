@@ -102,6 +102,8 @@ class FileState:
 
 def needs_stage(f: FileState, stage: Stage, stages: tuple[Stage, ...]) -> bool:
     """Rules 2, 4–6: whether `stage` still has work for file `f` in a plan running `stages`."""
+    if stage not in FLAG_COLUMN:
+        raise ValueError(f"{stage} is not a file stage")
     if f.failed_stage is not None or f.done(stage):
         return False
     if stage in (Stage.DENOISE, Stage.IVR, Stage.LID):
@@ -110,9 +112,7 @@ def needs_stage(f: FileState, stage: Stage, stages: tuple[Stage, ...]) -> bool:
         return f.call_status == CallStatus.PENDING
     if stage is Stage.LLM1:
         return f.call_status == CallStatus.TRANSCRIPT_DONE
-    if stage is Stage.LLM2:
-        return f.call_status in llm2_input_statuses(stages)
-    raise ValueError(f"{stage} is not a file stage")
+    return f.call_status in llm2_input_statuses(stages)
 
 
 def llm2_input_statuses(stages: Iterable[Stage]) -> tuple[CallStatus, ...]:

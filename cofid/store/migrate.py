@@ -73,10 +73,27 @@ def upgrade(engine: Engine) -> list[int]:
     for v, path in migrations():
         if v <= version:
             continue
-        # MySQL commits DDL implicitly; each statement stands alone.
+        # MySQL commits each DDL statement on its own, so a start killed halfway leaves
+        # some tables behind: a statement whose table or index exists is skipped, and the
+        # schemaVersion row, written last, says the migration is complete.
         with engine.begin() as conn:
             for stmt in split_statements(path.read_text(encoding="utf-8")):
-                conn.exec_driver_sql(stmt)
+                if not _already_applied(conn, stmt):
+                    conn.exec_driver_sql(stmt)
             conn.execute(sa.insert(t.schema_version).values(version=v))
         applied.append(v)
     return applied
+
+
+_CREATE_TABLE = re.compile(r"^CREATE TABLE `?(\w+)`?", re.IGNORECASE)
+_CREATE_INDEX = re.compile(r"^CREATE (?:UNIQUE )?INDEX `?(\w+)`? ON `?(\w+)`?", re.IGNORECASE)
+
+
+def _already_applied(conn: Connection, stmt: str) -> bool:
+    insp = sa.inspect(conn)
+    if m := _CREATE_TABLE.match(stmt):
+        return insp.has_table(m.group(1))
+    if m := _CREATE_INDEX.match(stmt):
+        name, table = m.groups()
+        return insp.has_table(table) and any(i["name"] == name for i in insp.get_indexes(table))
+    return False

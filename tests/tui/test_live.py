@@ -53,8 +53,7 @@ async def test_follows_a_new_batch_to_complete_and_shows_a_real_payload(daemon, 
     async def scenario():
         app = app_for(daemon)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: app.conn_state == "connected" or
-                             app.model is None and app.workers, what="app start")
+            await wait_until(pilot, lambda: app.global_live, what="all-batches stream")
             ref = await in_trio(daemon, lambda: rpc(daemon, "StartBatch",
                                                     pb.StartBatchRequest(directory=str(d))))
             await wait_until(pilot, lambda: app.model is not None
