@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CPU_STAMP := $(VENV)/.installed-cpu
-DEB_TEST := mariadb-server espeak-ng sox
-DEB_DEMO := espeak-ng sox
+DEB_TEST := mariadb-server espeak-ng systemd
+DEB_DEMO := espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo protos lint bench install-service deps deps-cpu debs-test debs-demo clean

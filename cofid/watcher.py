@@ -331,7 +331,7 @@ class BatchWatcher:
 # ---- wiring --------------------------------------------------------------------------------
 
 
-def _log_error(d: Path, message: str) -> None:
+def _already_logged(d: Path, message: str) -> None:
     """The default on_error: the warning BatchWatcher logs is all there is."""
 
 
@@ -352,7 +352,7 @@ def watcher_for_app(app: Any, *, spawn: Callable[..., None] | None = None,
         return await app.db.read(lambda c: repo.batch_by_source(c, key)) is not None
 
     return BatchWatcher.from_config(app.cfg.watch, start_batch=start_batch, is_known=is_known,
-                                    on_error=on_error or _log_error)
+                                    on_error=on_error or _already_logged)
 
 
 def watcher_for_service(service: Any, *, on_error: OnError | None = None) -> BatchWatcher:
@@ -388,4 +388,4 @@ def watcher_for_service(service: Any, *, on_error: OnError | None = None) -> Bat
         return await service.app.db.read(lambda c: repo.batch_by_source(c, key)) is not None
 
     return BatchWatcher.from_config(service.cfg.watch, start_batch=start_batch,
-                                    is_known=is_known, on_error=on_error or _log_error)
+                                    is_known=is_known, on_error=on_error or _already_logged)

@@ -6,7 +6,7 @@ status, GetCall needs a name). The workaround used here:
 1. GetBatch: the number of calls (sum of call_status_counts) and whether it is Completed.
 2. WatchEvents{batch_id, event_types: file_start/file_complete/error, from_event_id: 0}
    replays the batch's retained batchExecutionLog rows; every per-file event names its
-   audio file. The names (only the names) are collected, first appearance order; the
+   audio file. The names (only the names) are collected and sorted; the
    first Heartbeat marks the end of the replay (heartbeats flow only once no event does).
 3. GetCall(name, batch_id) one call at a time; each call's rows are written and
    flushed before the next is fetched, so memory holds one call plus the name list.
@@ -94,7 +94,7 @@ def call_names(conn: Connection, batch_id: int, completed: bool) -> list[str]:
         raise conn.error(e) from None
     finally:
         it.cancel()
-    return list(names)
+    return sorted(names)
 
 
 def cmd_export(conn: Connection, args) -> int:

@@ -152,9 +152,10 @@ def overall_status(statuses: Mapping[Stage, str | int], enabled: Iterable[Stage]
 
 
 def audio_for_stage(f: FileState, stage: Stage, work_dir: str) -> str:
-    """The audio a stage reads: the IVR-trimmed file, else the denoised one, else the original."""
+    """The audio a stage reads: the IVR-trimmed file (when IVR trimmed something), else the
+    denoised one, else the original."""
     if stage in (Stage.LID, Stage.STT) or stage is Stage.IVR:
-        if stage is not Stage.IVR and f.ivr_done:
+        if stage is not Stage.IVR and f.ivr_done and (f.ivr_offset_s or 0.0) > 0.0:
             return derived_audio_path(work_dir, f, Stage.IVR)
         if f.denoise_done:
             return derived_audio_path(work_dir, f, Stage.DENOISE)
@@ -162,4 +163,5 @@ def audio_for_stage(f: FileState, stage: Stage, work_dir: str) -> str:
 
 
 def derived_audio_path(work_dir: str, f: FileState, stage: Stage) -> str:
-    return f"{work_dir}/{f.batch_id}/{f.fd_id}.{stage.value}.wav"
+    # FLAC: lossless at about half the size of WAV, and every backend decodes it.
+    return f"{work_dir}/{f.batch_id}/{f.fd_id}.{stage.value}.flac"

@@ -160,13 +160,17 @@ def test_audio_for_stage():
     work = "/w"
     f = FileState(7, 3, 2, "a.wav", "/in/a.wav")
     den, ivr = derived_audio_path(work, f, Stage.DENOISE), derived_audio_path(work, f, Stage.IVR)
-    assert (den, ivr) == ("/w/2/7.denoise.wav", "/w/2/7.ivr.wav")
+    assert (den, ivr) == ("/w/2/7.denoise.flac", "/w/2/7.ivr.flac")
     for stage in FILE_STAGES:
         assert audio_for_stage(f, stage, work) == "/in/a.wav"
     f.denoise_done = True
     assert [audio_for_stage(f, s, work) for s in FILE_STAGES] == [
         "/in/a.wav", den, den, den, "/in/a.wav", "/in/a.wav"]
-    f.ivr_done = True
+    f.ivr_done = True  # IVR ran but found nothing to trim: its input stays the audio
+    f.ivr_offset_s = 0.0
+    assert [audio_for_stage(f, s, work) for s in FILE_STAGES] == [
+        "/in/a.wav", den, den, den, "/in/a.wav", "/in/a.wav"]
+    f.ivr_offset_s = 4.5
     assert [audio_for_stage(f, s, work) for s in FILE_STAGES] == [
         "/in/a.wav", den, ivr, ivr, "/in/a.wav", "/in/a.wav"]
     f.denoise_done = False  # IVR without denoise trims the original

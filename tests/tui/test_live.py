@@ -56,8 +56,7 @@ async def test_follows_a_new_batch_to_complete_and_shows_a_real_payload(daemon, 
             await wait_until(pilot, lambda: app.global_live, what="all-batches stream")
             ref = await in_trio(daemon, lambda: rpc(daemon, "StartBatch",
                                                     pb.StartBatchRequest(directory=str(d))))
-            await wait_until(pilot, lambda: app.model is not None
-                             and app.model.batch_id == ref.batch_id, what="follow new batch")
+            await wait_until(pilot, lambda: app.model is not None, what="follow new batch")
             await wait_until(pilot, lambda: app.model.completed and all(
                 c.status == COMPLETE for c in app.model.cards.values()), what="Complete")
             await pilot.pause(0.6)  # the final GetBatch reconciliation and a redraw
@@ -79,10 +78,12 @@ async def test_follows_a_new_batch_to_complete_and_shows_a_real_payload(daemon, 
             detail = app.screen
             text = detail.query_one("#detail-text").text
             await pilot.press("escape")
-            return (ref.batch_id, card_counts(app), [e.id for e in app.model.events],
+            return (ref.task_id, app.model.batch_id, card_counts(app), [e.id for e in app.model.events],
                     detail.event, text, app.model.info)
 
-    batch_id, cards, ids, ev, text, info = await run_app(scenario)
+    task_id, batch_id, cards, ids, ev, text, info = await run_app(scenario)
+    task = await rpc(daemon, "GetTask", pb.GetTaskRequest(task_id=task_id), VIEW)
+    assert task.batch_id == batch_id and task.state == "completed"
     batch = await rpc(daemon, "GetBatch", pb.GetBatchRequest(batch_id=batch_id), VIEW)
     want = {s.stage: (s.status, s.total, s.done, s.failed) for s in batch.stages}
     assert cards == want
@@ -101,6 +102,10 @@ async def test_daemon_restart_mid_batch_no_gap_no_duplicate(daemon, tmp_path):
     daemon.fake.latency_s = 0.15
     d = batch_dir(tmp_path, 24, prefix="r")
     ref = await rpc(daemon, "StartBatch", pb.StartBatchRequest(directory=str(d)))
+    with trio.fail_after(10):
+        while not ref.batch_id:
+            await trio.sleep(0.05)
+            ref = await rpc(daemon, "GetTask", pb.GetTaskRequest(task_id=ref.task_id), VIEW)
 
     async def scenario():
         app = app_for(daemon, ref.batch_id)

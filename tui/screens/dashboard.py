@@ -93,7 +93,12 @@ class DashboardScreen(Screen):
         cards[(idx + step) % len(cards)].focus()
 
     def action_open_event(self) -> None:
-        ev = self.query_one(EventTable).current()
+        """Enter on a card: to its events; Enter on the table opens the event."""
+        table = self.query_one(EventTable)
+        if not table.has_focus:
+            table.focus()
+            return
+        ev = table.current()
         if ev is not None:
             self.app.open_event(ev)  # type: ignore[attr-defined]
 

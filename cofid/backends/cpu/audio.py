@@ -85,12 +85,17 @@ def resample(samples: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(samples, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_mono(path: Path | str, target_sr: int = WHISPER_SR) -> tuple[np.ndarray, int]:
-    """Decode `path` to mono float32 in [-1, 1] at `target_sr`."""
+def load_mono(
+    path: Path | str, target_sr: int = WHISPER_SR, *, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode `path` (or its first `max_seconds`) to mono float32 in [-1, 1] at `target_sr`."""
     path = Path(path)
     _check_file(path)
     try:
-        samples, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        frames = -1
+        if max_seconds is not None:
+            frames = int(max_seconds * sf.info(str(path)).samplerate)
+        samples, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise _undecodable(path, exc) from exc
     if samples.size == 0:
@@ -114,8 +119,43 @@ def audio_duration(path: Path | str) -> float:
     return len(samples) / sr
 
 
+def write_tail(source: Path | str, path: Path | str, start_s: float, target_sr: int,
+               block_s: float = 30.0) -> Path:
+    """Write `source` from `start_s` to the end as mono 16-bit audio at `target_sr`, in the
+    format of `path`'s suffix (FLAC or WAV), a block at a time (a 3-hour call never sits in
+    memory), atomically."""
+    source, path = Path(source), Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with sf.SoundFile(str(source)) as src, sf.SoundFile(
+            str(tmp), "w", samplerate=target_sr, channels=1, subtype="PCM_16",
+            format="FLAC" if path.suffix.lower() == ".flac" else "WAV",
+        ) as dst:
+            src.seek(min(int(start_s * src.samplerate), src.frames))
+            stream = soxr.ResampleStream(src.samplerate, target_sr, 1, dtype="float32")
+            block = max(1, int(block_s * src.samplerate))
+            while True:
+                data = src.read(block, dtype="float32", always_2d=False)
+                last = len(data) < block
+                out = stream.resample_chunk(to_mono(data).astype(np.float32), last=last)
+                dst.write(np.clip(out, -1.0, 1.0))
+                if last:
+                    break
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise _undecodable(source, exc) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_wav(path: Path | str, samples: np.ndarray, sr: int) -> Path:
-    """Write mono PCM16 WAV atomically (temp file in the same directory, then rename)."""
+    """Write mono 16-bit audio atomically (temp file in the same directory, then rename);
+    FLAC when `path` ends in .flac, else WAV."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
@@ -123,7 +163,8 @@ def write_wav(path: Path | str, samples: np.ndarray, sr: int) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        sf.write(str(tmp), clipped, sr, subtype="PCM_16", format="WAV")
+        fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
+        sf.write(str(tmp), clipped, sr, subtype="PCM_16", format=fmt)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

@@ -30,7 +30,14 @@ import trio
 import webrtcvad
 
 from cofid.backends.base import AudioRef, IvrResult
-from cofid.backends.cpu.audio import WHISPER_SR, load_mono, resample, write_wav
+from cofid.backends.cpu.audio import (
+    WHISPER_SR,
+    audio_duration,
+    load_mono,
+    resample,
+    write_tail,
+    write_wav,
+)
 
 MATCH_SR = 8000  # prompts and DTMF live in the telephone band; 8 kHz is enough and cheap
 
@@ -47,6 +54,9 @@ DTMF_MIN_RMS = 10 ** (-40 / 20)  # frames quieter than -40 dBFS carry no digit
 DTMF_MIN_PURITY = 0.6  # the two tones hold >= 60% of the frame's energy (speech: far less)
 DTMF_MAX_TWIST_DB = 8.0  # level difference allowed between the two tones
 DTMF_GROUP_MARGIN_DB = 10.0  # winning tone over the runner-up in its group
+
+# Audio decoded past max_ivr_s, so speech right after a late marker is still heard.
+_SPEECH_WINDOW_S = 30.0
 
 PROMPT_MIN_SCORE = 0.5  # normalized cross-correlation that counts as "this prompt played"
 
@@ -297,24 +307,21 @@ class CpuIvr:
             return self._prompts
 
     def _trim_sync(self, audio: AudioRef, output: Path) -> IvrResult:
-        samples, sr = load_mono(audio.path, WHISPER_SR)
+        # Only the opening can hold IVR: decode max_ivr_s plus room to hear speech after
+        # the last marker; the trimmed tail is streamed, so a 3-hour call stays cheap.
+        duration = audio_duration(audio.path)
+        samples, sr = load_mono(audio.path, WHISPER_SR, max_seconds=self.max_ivr_s + _SPEECH_WINDOW_S)
         library = self._library()
         findings = analyse_ivr(
             samples, sr, library, max_ivr_s=self.max_ivr_s, min_score=self.min_prompt_score
         )
         if not findings.found:
-            if Path(audio.path).suffix.lower() == output.suffix.lower():
-                output.parent.mkdir(parents=True, exist_ok=True)
-                tmp = output.with_name(f".{output.name}.tmp")
-                shutil.copyfile(audio.path, tmp)
-                tmp.replace(output)
-            else:
-                write_wav(output, samples, sr)
+            # Nothing to trim: later stages read the original (no copy, no re-encoding).
+            output = Path(audio.path)
+        elif findings.all_ivr or findings.trim_offset_s >= duration:
+            write_wav(output, np.zeros(int(self._EMPTY_TAIL_S * sr), dtype=np.float32), sr)
         else:
-            tail = samples[int(findings.trim_offset_s * sr) :]
-            if len(tail) == 0:
-                tail = np.zeros(int(self._EMPTY_TAIL_S * sr), dtype=np.float32)
-            write_wav(output, tail, sr)
+            write_tail(audio.path, output, findings.trim_offset_s, sr)
         request = {
             "engine": "cpu-ivr",
             "max_ivr_s": self.max_ivr_s,
@@ -330,7 +337,7 @@ class CpuIvr:
             "dtmf": findings.dtmf,
             "dtmf_end_s": findings.dtmf_end_s,
             "speech_start_s": findings.speech_start_s,
-            "duration_s": round(len(samples) / sr, 3),
+            "duration_s": round(duration, 3),
         }
         return IvrResult(
             output=output,

@@ -1,0 +1,185 @@
+"""WatchEvents: subscribe, replay, live events, heartbeats, fell_behind.
+
+Two halves, as everywhere in cofid.api:
+
+* :class:`Subscriptions` lives in trio. It opens bus subscriptions, at most
+  ``grpc.max_workers - 4`` at once (each open stream holds a grpc pool thread; more get
+  RESOURCE_EXHAUSTED, so unary RPCs always find a thread), hands out the next events
+  with a heartbeat timeout, and closes every subscription when the daemon stops.
+* :func:`watch_events` runs in a grpc handler thread. It validates the request, then:
+
+  1. subscribes first, so no event committed from then on is missed; ``upto`` is the
+     bus's last id at that instant;
+  2. with ``from_event_id``, replays committed events ``from_event_id < id <= upto``
+     from batchExecutionLog in pages (a ``gap`` notice first when some of them are no
+     longer retained);
+  3. then yields live events, skipping ids already sent (the replay and the live buffer
+     overlap), a heartbeat (with the last id) after ``heartbeat_s`` without events;
+  4. ends with a ``fell_behind`` notice and RESOURCE_EXHAUSTED when the subscriber buffer
+     overflowed, with a ``shutting_down`` notice and UNAVAILABLE when cofid stops, and
+     quietly when the client went away (``context.add_callback`` closes the trio-side
+     subscription: an idle stream never yields, so the callback is the only signal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import sqlalchemy as sa
+import trio
+
+from cofid.api import convert
+from cofid.api.bridge import ApiError, TrioBridge, exhausted, invalid
+from cofid.api.validate import optional
+from cofid.domain.model import Stage
+from cofid.engine.bus import EventFilter, replay
+from cofid.store import tables as t
+from protos.cofi.v1 import cofi_pb2 as pb
+
+EVENT_STAGES = frozenset({s.value for s in Stage} | {"reaudit", "pipeline"})
+REPLAY_PAGE = 2000
+LIVE_BATCH = 500
+
+
+class Subscriptions:
+    """The trio side of every open WatchEvents stream."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.cfg = app.cfg
+        self.subs: dict[int, Any] = {}  # id(subscription) -> subscription
+        self.closing = False
+
+    @property
+    def limit(self) -> int:
+        return max(1, self.cfg.grpc.max_workers - 4)
+
+    async def subscribe(self, flt: EventFilter):
+        if self.closing:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "cofid is shutting down")
+        if len(self.subs) >= self.limit:
+            raise exhausted(f"too many event subscribers ({self.limit}); try again later")
+        sub = self.app.bus.subscribe(flt, self.cfg.grpc.subscriber_buffer)
+        self.subs[id(sub)] = sub
+        return sub, self.app.bus.last_id
+
+    def unsubscribe(self, sub) -> None:
+        self.subs.pop(id(sub), None)
+        self.app.bus.unsubscribe(sub)
+
+    async def oldest_event_id(self) -> int:
+        return await self.app.db.read(lambda c: c.execute(
+            sa.select(sa.func.min(t.batch_execution_log.c.id))).scalar() or 0)
+
+    async def replay_page(self, flt: EventFilter, after: int, upto: int) -> list:
+        return await replay(self.app.db, flt, after, upto, limit=REPLAY_PAGE)
+
+    async def next_events(self, sub, timeout: float) -> tuple[str, list, int]:
+        """("events", events, last id), or "timeout", "fell_behind", "shutting_down",
+        "closed" (the client went away) with no events."""
+        if sub.fell_behind:
+            return "fell_behind", [], self.app.bus.last_id
+        if self.closing:
+            return "shutting_down", [], self.app.bus.last_id
+        with trio.move_on_after(timeout):
+            try:
+                first = await sub.receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                why = ("fell_behind" if sub.fell_behind else
+                       "shutting_down" if self.closing else "closed")
+                return why, [], self.app.bus.last_id
+            out = [first]
+            while len(out) < LIVE_BATCH:
+                try:
+                    out.append(sub.receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+            return "events", out, self.app.bus.last_id
+        return "timeout", [], self.app.bus.last_id
+
+    def close(self) -> None:
+        """No new subscriptions; every open stream ends with ``shutting_down``."""
+        self.closing = True
+        for sub in list(self.subs.values()):
+            self.unsubscribe(sub)
+
+
+def event_filter(request: pb.WatchRequest) -> tuple[EventFilter, int | None]:
+    """The request's filter and from_event_id, or INVALID_ARGUMENT."""
+    if request.batch_id < 0:
+        raise invalid(f"batch_id must be ≥ 0, got {request.batch_id}")
+    bad = [s for s in request.stages if s not in EVENT_STAGES]
+    if bad:
+        raise invalid(f"unknown stage {bad[0]!r} (known: {', '.join(sorted(EVENT_STAGES))})")
+    bad = [e for e in request.event_types if e not in t.EVENT_TYPES]
+    if bad:
+        raise invalid(f"unknown event type {bad[0]!r} (known: {', '.join(t.EVENT_TYPES)})")
+    start = optional(request, "from_event_id")
+    if start is not None and start < 0:
+        raise invalid(f"from_event_id must be ≥ 0, got {start}")
+    flt = EventFilter(batch_id=request.batch_id, stages=frozenset(request.stages),
+                      event_types=frozenset(request.event_types),
+                      errors_only=request.errors_only)
+    return flt, start
+
+
+def watch_events(request: pb.WatchRequest, context: grpc.ServicerContext, bridge: TrioBridge,
+                 subs: Subscriptions):
+    """The WatchEvents handler body: a generator of WatchMessage (see the module doc)."""
+    flt, start = event_filter(request)
+    sub, upto = bridge.run(subs.subscribe, flt)
+    context.add_callback(lambda: bridge.call_soon(subs.unsubscribe, sub))
+    try:
+        if start is not None:
+            yield from _replay(bridge, subs, flt, start, upto)
+        yield from _live(bridge, subs, sub, upto, context)
+    finally:
+        bridge.call_soon(subs.unsubscribe, sub)
+
+
+def _replay(bridge: TrioBridge, subs: Subscriptions, flt: EventFilter, start: int, upto: int):
+    oldest = bridge.run(subs.oldest_event_id)
+    if oldest and oldest > start + 1:
+        yield pb.WatchMessage(notice=pb.Notice(
+            code="gap", message=f"events {start + 1}..{oldest - 1} are no longer "
+                                f"retained; continuing from {oldest}"))
+    after = start
+    while after < upto:
+        page = bridge.run(subs.replay_page, flt, after, upto)
+        if not page:
+            break
+        for e in page:
+            yield pb.WatchMessage(event=convert.event(e))
+        after = page[-1].id
+
+
+def _live(bridge: TrioBridge, subs: Subscriptions, sub, last: int,
+          context: grpc.ServicerContext):
+    g = subs.cfg.grpc
+    while context.is_active():
+        why, events, last_id = bridge.run(subs.next_events, sub, g.heartbeat_s)
+        if why == "events":
+            for e in events:
+                if e.id <= last:
+                    continue
+                last = e.id
+                yield pb.WatchMessage(event=convert.event(e))
+        elif why == "timeout":
+            hb = pb.Heartbeat(last_event_id=last_id)
+            hb.server_time.GetCurrentTime()
+            yield pb.WatchMessage(heartbeat=hb)
+        elif why == "fell_behind":
+            yield pb.WatchMessage(notice=pb.Notice(
+                code="fell_behind",
+                message=f"the subscriber buffer ({g.subscriber_buffer} events) "
+                        f"overflowed; resume with from_event_id = the last id received"))
+            raise exhausted("fell behind: subscriber buffer overflowed; reconnect with "
+                            "from_event_id")
+        elif why == "shutting_down":
+            yield pb.WatchMessage(notice=pb.Notice(code="shutting_down",
+                                                   message="cofid is stopping"))
+            raise ApiError(grpc.StatusCode.UNAVAILABLE,
+                           "cofid is shutting down; reconnect with from_event_id")
+        else:  # closed: the client went away
+            return

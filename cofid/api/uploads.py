@@ -1,0 +1,248 @@
+"""UploadAudit's receiving side: one client stream in, stored files and a queued task out.
+
+Rules, in the order they are applied (the first broken one is the error):
+
+1. The first message is a header listing at least one file and at most
+   ``grpc.max_upload_files`` (RESOURCE_EXHAUSTED).
+2. Every name passes :func:`check_name` (checked, never rewritten: INVALID_ARGUMENT);
+   ``size_bytes`` is ≥ 0 and at most ``grpc.max_file_bytes``; a sha256, when given, is
+   64 hex digits. The sizes add up to at most ``grpc.max_upload_bytes`` and fit in the
+   free space of the uploads directory (RESOURCE_EXHAUSTED). All of this is decided from
+   the header, before one byte is stored.
+3. The names are reserved in trio (:meth:`Service.reserve_upload`: the question set
+   exists, no name is being uploaded right now, none was uploaded before unless
+   ``replace``).
+4. Chunks follow, each ≤ 1 MiB, for a listed file, at the offset where that file's bytes
+   end, never past ``size_bytes``. They go to ``<uploads>/<task_id>/.<i>.part``.
+5. When the stream ends every file holds exactly ``size_bytes``, matches its sha256 and
+   is decodable audio (libsndfile); only then are the parts renamed to their names and
+   the upload handed to :meth:`Service.finish_upload` (batch row, task).
+6. A client that sends nothing for ``grpc.upload_idle_timeout_s`` is cut off with
+   DEADLINE_EXCEEDED naming the limit; a client that goes away ends as CANCELLED.
+   Whatever the failure, the task directory is removed and the names released: nothing
+   is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+import unicodedata
+import uuid
+from pathlib import Path
+
+import grpc
+import soundfile as sf
+
+from cofid.api.bridge import ApiError, TrioBridge, exhausted, invalid
+from cofid.api.validate import optional
+from cofid.plans import batch as bp
+from protos.cofi.v1 import cofi_pb2 as pb
+
+log = logging.getLogger("cofid.api")
+
+MAX_CHUNK = 1024 * 1024
+ALLOWED = "letters, digits, '.', '_', '-', space"
+
+
+def check_name(name: str, seen: set[str]) -> None:
+    """An upload file name: one safe path component with an audio suffix, not in seen."""
+    if not name:
+        raise invalid("empty file name")
+    if "/" in name or "\\" in name or "\x00" in name:
+        raise invalid(f"file name {name!r} contains a path separator")
+    if name in (".", "..") or ".." in name:
+        raise invalid(f"file name {name!r} contains '..'")
+    if name.startswith("."):
+        raise invalid(f"file name {name!r} is hidden (starts with '.')")
+    if len(name.encode("utf-8")) > 255:
+        raise invalid(f"file name {name[:40]!r}… is longer than 255 bytes")
+    for ch in name:
+        if ch.isascii():
+            if not (ch.isalnum() or ch in "._ -"):
+                raise invalid(f"file name {name!r} contains {ch!r} (allowed: {ALLOWED})")
+        elif unicodedata.category(ch)[0] not in ("L", "M", "N"):
+            raise invalid(f"file name {name!r} contains {ch!r} (allowed: {ALLOWED})")
+    if Path(name).suffix.lower() not in bp.AUDIO_SUFFIXES:
+        raise invalid(f"file name {name!r} has no audio extension "
+                      f"({', '.join(bp.AUDIO_SUFFIXES)})")
+    if name in seen:
+        raise invalid(f"file name {name!r} given twice")
+    seen.add(name)
+
+
+def check_header(h: pb.UploadHeader, g) -> int:
+    """Rules 1 and 2 for the header against grpc settings ``g``; the total size."""
+    if not h.files:
+        raise invalid("the header lists no files")
+    if len(h.files) > g.max_upload_files:
+        raise exhausted(f"{len(h.files)} files in one upload; the limit is "
+                        f"{g.max_upload_files}")
+    seen: set[str] = set()
+    total = 0
+    for f in h.files:
+        check_name(f.name, seen)
+        if f.size_bytes < 0:
+            raise invalid(f"{f.name}: size_bytes must be ≥ 0")
+        if f.size_bytes > g.max_file_bytes:
+            raise exhausted(f"{f.name}: {f.size_bytes} bytes is over the per-file limit "
+                            f"of {g.max_file_bytes}")
+        if f.HasField("sha256") and (
+                len(f.sha256) != 64 or any(c not in "0123456789abcdefABCDEF"
+                                           for c in f.sha256)):
+            raise invalid(f"{f.name}: sha256 is not 64 hex digits")
+        total += f.size_bytes
+    if total > g.max_upload_bytes:
+        raise exhausted(f"upload of {total} bytes is over the limit of {g.max_upload_bytes}")
+    return total
+
+
+class IdleWatch:
+    """Cuts off an upload whose client sends nothing for ``timeout`` seconds.
+
+    grpcio's ``context.cancel()`` sends a bare CANCELLED; the watch cancels the core call
+    with DEADLINE_EXCEEDED and a message naming the limit instead, so the client learns
+    why (falling back to ``context.cancel()`` should grpcio's internals change).
+    """
+
+    def __init__(self, context: grpc.ServicerContext, timeout: float) -> None:
+        self.context, self.timeout = context, timeout
+        self.last = time.monotonic()
+        self.stopped = threading.Event()
+        self.fired = False
+        self.message = (f"upload idle for more than {timeout:g} s "
+                        f"(grpc.upload_idle_timeout_s): cancelled, nothing was kept")
+        threading.Thread(target=self._run, daemon=True, name="cofid-upload-idle").start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(min(1.0, self.timeout / 4)):
+            if time.monotonic() - self.last > self.timeout:
+                self.fired = True
+                log.warning("upload idle for %g s: cancelled", self.timeout)
+                self._cancel()
+                return
+
+    def _cancel(self) -> None:
+        try:
+            call = self.context._rpc_event.call  # noqa: SLF001 - see the class docstring
+            call.cancel(grpc.StatusCode.DEADLINE_EXCEEDED.value[0], self.message)
+        except Exception:  # noqa: BLE001 - any grpcio without that internal
+            self.context.cancel()
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def receive_upload(request_iterator, context: grpc.ServicerContext, service,
+                   bridge: TrioBridge) -> pb.UploadReply:
+    """The UploadAudit handler body (see the module docstring for the rules)."""
+    cfg = service.cfg
+    g = cfg.grpc
+    idle = IdleWatch(context, g.upload_idle_timeout_s)
+    reserved: list[str] = []
+    task_dir: Path | None = None
+    try:
+        first = next(request_iterator, None)
+        idle.touch()
+        if first is None or first.WhichOneof("msg") != "header":
+            raise invalid("the first message must be a header")
+        h = first.header
+        total = check_header(h, g)
+        pid = optional(h, "process_id") or cfg.audit.default_process_id
+        cmid = optional(h, "category_mapping_id") or cfg.audit.default_category_mapping_id
+        names = [f.name for f in h.files]
+        uploads = cfg.uploads_dir
+        uploads.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(uploads).free
+        if total > free:
+            raise exhausted(f"upload storage is full ({free} bytes free, {total} needed)")
+        bridge.run(service.reserve_upload, names, h.replace, pid, cmid)
+        reserved = names
+        idle.touch()
+        task_id = str(uuid.uuid4())
+        task_dir = uploads / task_id
+        task_dir.mkdir()
+        parts = [task_dir / f".{i}.part" for i in range(len(names))]
+        received, digests = _receive_parts(request_iterator, h, parts, idle)
+        idle.stop()  # the stream ended: what follows is the server's time, not the client's
+        if not context.is_active():
+            raise ApiError(grpc.StatusCode.CANCELLED, "the client went away")
+        _verify(h, parts, received, digests)
+        final = [task_dir / n for n in names]
+        for p, q in zip(parts, final, strict=True):
+            os.replace(p, q)
+        request = {"process_id": pid, "category_mapping_id": cmid, "replace": h.replace,
+                   "files": [{"name": f.name, "size_bytes": f.size_bytes} for f in h.files]}
+        batch_id = bridge.run(service.finish_upload, task_id, [str(p) for p in final],
+                              pid, cmid, request)
+        task_dir = None  # kept
+        return pb.UploadReply(status="queued", task_id=task_id, batch_id=batch_id,
+                              stored_names=names)
+    except grpc.RpcError:
+        if idle.fired:
+            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, idle.message) from None
+        raise ApiError(grpc.StatusCode.CANCELLED, "the client went away") from None
+    finally:
+        idle.stop()
+        if task_dir is not None:
+            shutil.rmtree(task_dir, ignore_errors=True)
+        if reserved:
+            with contextlib.suppress(ApiError):
+                bridge.run(service.release_upload, reserved)
+
+
+def _receive_parts(request_iterator, h: pb.UploadHeader, parts: list[Path],
+                   idle: IdleWatch) -> tuple[list[int], list]:
+    """Rule 4: write every chunk to its part file; bytes received and sha256 per file."""
+    names = [f.name for f in h.files]
+    handles = [open(p, "wb") for p in parts]  # noqa: SIM115 - closed in finally
+    received = [0] * len(names)
+    digests = [hashlib.sha256() for _ in names]
+    try:
+        for msg in request_iterator:
+            idle.touch()
+            if msg.WhichOneof("msg") != "chunk":
+                raise invalid("a second header (only chunks may follow the header)")
+            ch = msg.chunk
+            i = ch.file_index
+            if i >= len(names):
+                raise invalid(f"chunk for unknown file_index {i} "
+                              f"({len(names)} files in the header)")
+            if len(ch.data) > MAX_CHUNK:
+                raise invalid(f"{names[i]}: chunk of {len(ch.data)} bytes is over 1 MiB")
+            if ch.offset != received[i]:
+                raise invalid(f"{names[i]}: chunk offset {ch.offset} does not continue "
+                              f"the file (expected {received[i]})")
+            if received[i] + len(ch.data) > h.files[i].size_bytes:
+                raise invalid(f"{names[i]}: more bytes than size_bytes "
+                              f"({h.files[i].size_bytes})")
+            handles[i].write(ch.data)
+            digests[i].update(ch.data)
+            received[i] += len(ch.data)
+    finally:
+        for fh in handles:
+            fh.close()
+    return received, digests
+
+
+def _verify(h: pb.UploadHeader, parts: list[Path], received: list[int],
+            digests: list) -> None:
+    """Rule 5, file by file: the size, the sha256, decodable audio."""
+    for i, f in enumerate(h.files):
+        if received[i] != f.size_bytes:
+            raise invalid(f"{f.name}: received {received[i]} bytes, size_bytes says "
+                          f"{f.size_bytes} (stream ended early?)")
+        if f.HasField("sha256") and digests[i].hexdigest() != f.sha256.lower():
+            raise invalid(f"{f.name}: sha256 mismatch (received {digests[i].hexdigest()})")
+        try:
+            sf.info(str(parts[i]))
+        except Exception as e:  # noqa: BLE001 - libsndfile's error, for the client
+            raise invalid(f"{f.name}: not decodable audio ({e})") from None
