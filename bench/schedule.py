@@ -10,7 +10,7 @@ service time from bench.workload (fixed + per audio second × duration, GPU-seco
 
 Decisions:
 
-1. Files: the batch plan reads a directory, so N empty placeholder files named
+1. Files: the batch plan reads a directory, so N sparse placeholder files named
    call_NNNNNN.wav are created in a temporary directory; the fake backends map a name to
    its seeded duration (FakeBackends(script=...)). LID reports that duration, and the
    engine's STT gate turns calls under 5 s into ShortCall (no stt, llm1, llm2).
@@ -21,8 +21,9 @@ Decisions:
 4. GPU stage times are recorded by wrapping the engine's backend call (Engine._call) on
    the instance; a call's completion is the commit of its last file_complete event (its
    final status: Complete, or ShortCall from the STT gate), seen through app.bus.listeners.
-5. Files are fed in distribution (file name) order; --order shortest names them so that
-   the shortest chains come first, to show what feeding by file size would do.
+5. Files are fed in distribution order, which is by file size (the placeholders are as
+   large as 8 kHz recordings of their durations): shortest calls first. --order shortest
+   names them in that order too, which now changes nothing but ties.
 6. The remote (OpenAI-compatible) backends send the audio with every request, so files
    have no GPU affinity (Backends.needs_affinity False): any free slot may take any file;
    --affinity keeps each file on the GPU it was distributed to, as a host-local disk would.
@@ -100,16 +101,19 @@ def bench_config(data_dir: Path, *, file_start_events: bool = False) -> dict[str
     }
 
 
-def write_placeholders(directory: Path, n: int) -> None:
+def write_placeholders(directory: Path, durs: list[float]) -> None:
+    """Sparse files as large as an 8 kHz 16-bit recording of each duration (no disk used):
+    the engine distributes by file size, as it would real recordings."""
     directory.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        (directory / w.file_name(i)).touch()
+    for i, d in enumerate(durs):
+        with open(directory / w.file_name(i), "wb") as f:
+            f.truncate(44 + int(d * 16000))
 
 
 async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bool) -> dict:
     names = {w.file_name(i): d for i, d in enumerate(durs)}
     batch_dir = tmp / "batch"
-    write_placeholders(batch_dir, len(durs))
+    write_placeholders(batch_dir, durs)
     gpu_list = []
     for g in range(gpus):
         b = SimBackends(names).backends()

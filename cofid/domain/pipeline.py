@@ -25,7 +25,8 @@ Rules (the seed's Steps 1–13, made per file so files can stream):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cofid.domain.model import BatchState, CallStatus, Stage, StageStatus
 
@@ -92,6 +93,9 @@ class FileState:
     ivr_offset_s: float | None = None
     process_id: int = 1
     category_mapping_id: int = 1
+    # What earlier stages of this run produced (transcript, extracted trades, metadata),
+    # so later stages need not read it back; empty after a restart (then they read it).
+    carried: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def done(self, stage: Stage) -> bool:
         return bool(getattr(self, f"{stage.value}_done"))

@@ -278,27 +278,47 @@ class Engine:
         if stage is Stage.LID:
             return fs.writes_lid(f, result), _summary(result)
         if stage is Stage.STT:
+            f.carried["transcript"] = fs.transcript_dicts(result)
             return fs.writes_stt(f, result), _summary(result)
         if stage is Stage.LLM1:
+            f.carried["extracted_trades"] = fs.extracted_dicts(result)
             return fs.writes_llm1(f, result), _summary(result)
+        f.carried.clear()  # the last stage: nothing further needs it
         return fs.writes_llm2(f, result, ctx), _summary(result)
 
     async def _llm_context(self, f: FileState, stage: Stage) -> fs.LlmContext:
+        """The LLM stages' inputs: carried over from this run's earlier stages where they
+        ran, read from the database otherwise (a resumed file, a reaudit of llm1/llm2)."""
         from cofid.store import repo
 
-        def load(conn):
-            ctx = fs.LlmContext(
-                transcript=repo.transcript_of(conn, f.call_id),
-                call_metadata=repo.call_metadata_of(conn, f.batch_id, f.audio_name),
-                trades=repo.mapped_trades_of(conn, f.batch_id, f.audio_name),
-            )
-            if stage is Stage.LLM2:
-                ctx.extracted_trades = repo.extracted_trades_of(conn, f.call_id)
-                ctx.question_set = self.question_set_for(f.process_id, f.category_mapping_id)
-                ctx.no_trade_answers = not ctx.trades and repo.batch_triaged(conn, f.batch_id)
-            return ctx
+        carried = f.carried
 
-        return await self.db.read(load)
+        def load(conn):
+            if "transcript" not in carried:
+                carried["transcript"] = repo.transcript_of(conn, f.call_id)
+            if "call_metadata" not in carried:
+                carried["call_metadata"] = repo.call_metadata_of(conn, f.batch_id, f.audio_name)
+                carried["trades"] = repo.mapped_trades_of(conn, f.batch_id, f.audio_name)
+            if stage is Stage.LLM2:
+                if "extracted_trades" not in carried:
+                    carried["extracted_trades"] = repo.extracted_trades_of(conn, f.call_id)
+                if "triaged" not in carried:
+                    carried["triaged"] = repo.batch_triaged(conn, f.batch_id)
+
+        needed = ("transcript", "call_metadata") + (
+            ("extracted_trades", "triaged") if stage is Stage.LLM2 else ())
+        if any(k not in carried for k in needed):
+            await self.db.read(load)
+        ctx = fs.LlmContext(
+            transcript=carried["transcript"],
+            call_metadata=carried["call_metadata"],
+            trades=carried["trades"],
+        )
+        if stage is Stage.LLM2:
+            ctx.extracted_trades = carried["extracted_trades"]
+            ctx.question_set = self.question_set_for(f.process_id, f.category_mapping_id)
+            ctx.no_trade_answers = not ctx.trades and carried["triaged"]
+        return ctx
 
     # ---- failures -------------------------------------------------------------------------
 

@@ -212,6 +212,12 @@ async def call_llm1(env: StageEnv, f: FileState, b: Backends, ctx: LlmContext) -
     return await b.chat.complete(req)
 
 
+def extracted_dicts(r: ChatResult) -> list[dict[str, Any]]:
+    """LLM1's trades as LLM2 reads them (the shape repo.extracted_trades_of returns)."""
+    keys = ("trade_id", "symbol", "side", "quantity", "price", "order_type", "evidence")
+    return [{k: tr.get(k) for k in keys} for tr in r.data.get("trades", [])]
+
+
 def _money(v: Any) -> Decimal | None:
     return None if v is None else Decimal(str(v))
 

@@ -185,11 +185,23 @@ def execute_ops(conn: Connection, ops: Iterable[Op]) -> None:
             conn.execute(sa.delete(tbl).where(tbl.c[col].in_(chunk)))
     for table, rows in inserts.items():
         insert_rows(conn, t.TABLES_BY_NAME[table], rows)
+    # Updates that set the same values merge into one WHERE key IN (...); the rest (one
+    # row each, e.g. a call's language and duration) go as one executemany per column set.
+    singles: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = {}
     for (table, col, values), keys in updates.items():
+        if len(keys) == 1:
+            cols = tuple(k for k, _v in values)
+            singles.setdefault((table, col, cols), []).append({"_key": keys[0], **dict(values)})
+            continue
         tbl = t.TABLES_BY_NAME[table]
         for chunk in _chunks(keys, INSERT_CHUNK):
-            stmt = sa.update(tbl).where(tbl.c[col].in_(chunk)).values(dict(values))
-            conn.execute(stmt)
+            conn.execute(sa.update(tbl).where(tbl.c[col].in_(chunk)).values(dict(values)))
+    for (table, col, cols), params in singles.items():
+        tbl = t.TABLES_BY_NAME[table]
+        stmt = sa.update(tbl).where(tbl.c[col] == sa.bindparam("_key")).values(
+            {c: sa.bindparam(c) for c in cols})
+        for chunk in _chunks(params, INSERT_CHUNK):
+            conn.execute(stmt, list(chunk))
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from pathlib import Path
 
 from tests.tui.fakes import FILES, NOW, SETTINGS, T0, FakeClient
 from tui.app import CofiApp
@@ -155,5 +154,8 @@ def test_target_and_token_resolution(tmp_path, monkeypatch):
     sock = tmp_path / "cofid.sock"
     sock.touch()
     assert resolve_target(None, {}, sock) == f"unix:{sock}"
-    assert Path(parse_args([], env={}).target.removeprefix("unix:")).name in (
-        "cofid.sock", DEFAULT_TCP.split("/")[-1]) or parse_args([], env={}).target == DEFAULT_TCP
+    monkeypatch.chdir(tmp_path)  # no var/cofid.sock here
+    assert parse_args([], env={}).target == DEFAULT_TCP
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "cofid.sock").touch()
+    assert parse_args([], env={}).target == "unix:var/cofid.sock"

@@ -17,7 +17,6 @@ from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 from tests.tui.conftest import OP, VIEW, batch_dir, in_trio, run_app, wait_until
 from tui.app import CofiApp
 from tui.components.event_table import EventTable
-from tui.components.stage_card import StageCardWidget
 from tui.config import Settings
 from tui.model import COMPLETE, STAGES
 from tui.screens.event_detail import EventDetailScreen
@@ -134,7 +133,3 @@ async def test_daemon_restart_mid_batch_no_gap_no_duplicate(daemon, tmp_path):
     assert cards == {s.stage: (s.status, s.total, s.done, s.failed) for s in batch.stages}
     assert set(cards) == set(STAGES)
     assert cards["llm2"][:3] == (COMPLETE, 24, 24)
-
-
-def _unused(_: StageCardWidget) -> None:  # keep the import for type-checkers
-    return None

@@ -19,7 +19,6 @@ thread.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
