@@ -98,7 +98,7 @@ class App:
         row = await self.db.read(lambda c: repo.get_batch(c, batch_id))
         pipeline = row.pipeline or {}
         if row.dbInsertionStatus != "Complete":
-            await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu))
+            await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu, self.total_slots))
         if pipeline.get("callmetadata") and not row.callmetadataStatus:
             await self._batch_step(batch_id, lambda c: bp.callmetadata_step(c, batch_id, bi.call_rows))
         if pipeline.get("trademetadata") and not row.trademetadataStatus:
@@ -108,6 +108,10 @@ class App:
             qs = self.question_set_for(bi.process_id, bi.category_mapping_id)
             await self._batch_step(batch_id, lambda c: bp.triaging_step(c, batch_id, rule, qs))
         return batch_id
+
+    @property
+    def total_slots(self) -> int:
+        return sum(g.slots for g in self.pool.gpus)
 
     def _next_gpu(self) -> str:
         return self.pool.round_robin().name
@@ -151,7 +155,7 @@ class App:
             )
 
         batch_id = await self._retry_unique(create)
-        await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu))
+        await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu, self.total_slots))
         return batch_id
 
     def reserve_calls(self, req) -> None:

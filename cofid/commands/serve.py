@@ -3,10 +3,14 @@
 Start-up: open the App (migrations, writer, GPU pool), apply the task restart rule and
 resume every unfinished batch (directory and upload batches), start the gRPC server and
 log one line with the listen addresses; then `on_ready(addresses)` is called (the hook
-for systemd's READY=1). SIGINT/SIGTERM: health NOT_SERVING, event streams end, the gRPC
-server stops (grace) while trio still runs, in-flight plan runs drain (no new files; files
-in flight finish) up to service.shutdown_deadline_s, then what is left is cancelled; a
-drained batch resumes at the next start. Exit 0 after a clean shutdown.
+for systemd's READY=1). A unix socket is made mode 0o660 after binding, whatever the
+umask (group `cofi` connects, nobody else); a non-loopback TCP address without TLS is
+refused (exit 2) unless grpc.tls.require_for_remote = false.
+
+SIGINT/SIGTERM: health NOT_SERVING, event streams end, the gRPC server stops (grace)
+while trio still runs, in-flight plan runs drain (no new files; files in flight finish)
+up to service.shutdown_deadline_s, then what is left is cancelled; a drained batch
+resumes at the next start. Exit 0 after a clean shutdown.
 """
 
 from __future__ import annotations
