@@ -316,6 +316,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def auth_enabled(self) -> bool:
         return self._enabled
 
+    def replace_tokens(self, tokens: TokenTable) -> None:
+        """SIGHUP: new tokens take effect for the next call (one attribute swap)."""
+        self._tokens = tokens
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],

@@ -95,10 +95,11 @@ class ControlPlane:
         g = cfg.grpc
         self.creds = server_credentials(cfg)
         tokens = TokenTable.from_config(g.tokens) if g.auth else None
+        self.auth = AuthInterceptor(tokens, auth_enabled=g.auth)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=g.max_workers,
                                        thread_name_prefix="cofid-grpc"),
-            interceptors=[AuthInterceptor(tokens, auth_enabled=g.auth)],
+            interceptors=[self.auth],
             maximum_concurrent_rpcs=g.max_concurrent_rpcs,
             options=[("grpc.max_receive_message_length", 2 * MAX_CHUNK + 4096)],
         )

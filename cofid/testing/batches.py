@@ -211,25 +211,37 @@ def fake_config(db_url: str, data_dir: Path | str, *, latency_s: float = 0.0,
 
 
 def to_toml(config: dict[str, Any]) -> str:
-    """TOML text for a configuration of tables, strings, numbers and booleans."""
+    """TOML text for a configuration of tables, arrays of tables, arrays of scalars,
+    strings, numbers and booleans."""
 
     def scalar(v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, int | float):
             return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def is_table_array(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 
     lines: list[str] = []
 
-    def table(prefix: str, d: dict[str, Any]) -> None:
-        plain = {k: v for k, v in d.items() if not isinstance(v, dict)}
-        if prefix and plain:
+    def table(prefix: str, d: dict[str, Any], header: str | None = None) -> None:
+        plain = {k: v for k, v in d.items() if not isinstance(v, dict) and not is_table_array(v)}
+        if header is not None:
+            lines.append(header)
+        elif prefix and plain:
             lines.append(f"[{prefix}]")
         lines.extend(f"{k} = {scalar(v)}" for k, v in plain.items())
         for k, v in d.items():
+            name = f"{prefix}.{k}" if prefix else k
             if isinstance(v, dict):
-                table(f"{prefix}.{k}" if prefix else k, v)
+                table(name, v)
+            elif is_table_array(v):
+                for item in v:
+                    table(name, item, header=f"[[{name}]]")
 
     table("", config)
     return "\n".join(lines) + "\n"
