@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CPU_STAMP := $(VENV)/.installed-cpu
-DEB_TEST := mariadb-server espeak-ng systemd
+DEB_TEST := mariadb-server espeak-ng systemd openssl
 DEB_DEMO := espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -20,8 +19,6 @@ from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 from tests.api.conftest import VIEW, make_cfg
 from tests.security.conftest import C, metadata
-
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
 
 
 def self_signed(d: Path, name: str = "cert") -> tuple[Path, Path]:
@@ -64,7 +61,6 @@ async def test_refusal_happens_before_the_database_is_touched(tmp_path):
     assert not cfg.data_dir.exists()
 
 
-@needs_openssl
 def test_bad_tls_settings_are_refused(tmp_path):
     cert, key = self_signed(tmp_path / "tls")
     for tls, text in [({"cert_file": str(cert)}, "needs both cert_file and key_file"),
@@ -75,7 +71,6 @@ def test_bad_tls_settings_are_refused(tmp_path):
             server_credentials(cfg)
 
 
-@needs_openssl
 async def test_non_loopback_with_tls_is_served(start_server, tmp_path):
     cert, key = self_signed(tmp_path / "tls")
     other, _ = self_signed(tmp_path / "tls", "other")
