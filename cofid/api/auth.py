@@ -3,8 +3,8 @@
 Clients send call metadata ``authorization: Bearer <token>`` (see :func:`bearer_metadata`).
 Each configured token has a name and a role:
 
-* ``viewer``   — read-only RPCs: GetTask, ListBatches, GetBatch, GetCall, WatchEvents,
-  ListGpus;
+* ``viewer``   — read-only RPCs: GetTask, ListBatches, GetBatch, GetCall, ListCalls,
+  WatchEvents, ListGpus;
 * ``operator`` — everything a viewer may do, plus StartBatch, UploadAudit, Reaudit and
   CancelTask.
 
@@ -61,6 +61,7 @@ METHOD_ROLES: dict[str, str] = {
     f"/{SERVICE}/ListBatches": VIEWER,
     f"/{SERVICE}/GetBatch": VIEWER,
     f"/{SERVICE}/GetCall": VIEWER,
+    f"/{SERVICE}/ListCalls": VIEWER,
     f"/{SERVICE}/WatchEvents": VIEWER,
     f"/{SERVICE}/ListGpus": VIEWER,
 }

@@ -1,8 +1,14 @@
-"""The read-only RPCs on the trio side: ListBatches, GetBatch, GetCall, ListGpus.
+"""The read-only RPCs on the trio side: ListBatches, GetBatch, GetCall, ListCalls, ListGpus.
 
 Each reads the store in one worker-thread call (``app.db.read``) and, for a batch that is
 running, overlays the live counters of its PlanRun; the result is a cofi.v1 message (or
-rows plus a "more" flag for paging). Nothing here writes.
+rows / messages plus a "more" flag for paging). Nothing here writes.
+
+ListCalls reads a page with a fixed number of queries whatever its size: the batch row,
+the page's call rows, their fileDistribution rows and, for ``full`` pages, the page's
+transcript, callConversation, mapped-trade and auditAnswer rows, each table in one query
+(``WHERE callId IN (...)``; mapped trades are keyed like GetCall's, by the batch and the
+audio names). Converting the rows to messages happens in the same worker thread.
 """
 
 from __future__ import annotations
@@ -139,6 +145,69 @@ async def get_call(app, audio_name: str, batch_id: int) -> pb.Call:
     row, f, tr, cc, mapped, ans = got
     return convert.call(row, fd=f, transcript=tr, conversations=cc, mapped=mapped,
                         answers=ans)
+
+
+MAX_PAGE_BYTES = 3 * 1024 * 1024  # a ListCalls reply stays under gRPC's 4 MiB default
+
+
+def _by(rows, key: str) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r._mapping[key], []).append(r)
+    return out
+
+
+async def list_calls(app, batch_id: int, statuses: list[str], size: int, after: int,
+                     full: bool) -> tuple[list[pb.Call], bool]:
+    """Calls of ``batch_id`` with id > ``after`` in id order: at most ``size``, fewer when
+    the page reaches MAX_PAGE_BYTES (never none while one is left), and a "more" flag."""
+    c, fd, tam, tm = t.call, t.file_distribution, t.trade_audio_mapping, t.trade_metadata
+    tr, cc, aa = t.transcript, t.call_conversation, t.audit_answer
+
+    def q(conn):
+        if repo.get_batch(conn, batch_id) is None:
+            return None
+        stmt = sa.select(c).where(c.c.batchId == batch_id, c.c.id > after)
+        if statuses:
+            stmt = stmt.where(c.c.status.in_(statuses))
+        calls = list(conn.execute(stmt.order_by(c.c.id).limit(size + 1)))
+        more = len(calls) > size
+        calls = calls[:size]
+        if not calls:
+            return [], False
+        ids, names = [r.id for r in calls], [r.audioName for r in calls]
+        fds = {r.file: r for r in conn.execute(
+            sa.select(fd).where(fd.c.batchId == batch_id, fd.c.file.in_(names)))}
+        segs = convs = mapped = answers = {}
+        if full:
+            segs = _by(conn.execute(sa.select(tr).where(tr.c.callId.in_(ids))
+                                    .order_by(tr.c.callId, tr.c.segmentIndex)), "callId")
+            convs = _by(conn.execute(sa.select(cc).where(cc.c.callId.in_(ids))
+                                     .order_by(cc.c.callId, cc.c.tradeIndex)), "callId")
+            mapped = _by(conn.execute(
+                sa.select(tm, tam.c.audioName.label("mappedTo"))
+                .select_from(tam.join(tm, sa.and_(tm.c.batchId == tam.c.batchId,
+                                                  tm.c.tradeId == tam.c.tradeId)))
+                .where(tam.c.batchId == batch_id, tam.c.audioName.in_(names))
+                .order_by(tam.c.audioName, tm.c.tradeTime, tm.c.tradeId)), "mappedTo")
+            answers = _by(conn.execute(sa.select(aa).where(aa.c.callId.in_(ids))
+                                       .order_by(aa.c.callId, aa.c.questionOrder)), "callId")
+        out, used = [], 0
+        for r in calls:
+            msg = convert.call(r, fd=fds.get(r.audioName), transcript=segs.get(r.id, ()),
+                               conversations=convs.get(r.id, ()),
+                               mapped=mapped.get(r.audioName, ()),
+                               answers=answers.get(r.id, ()))
+            used += msg.ByteSize() + 8  # + the field's tag and length
+            if out and used > MAX_PAGE_BYTES:
+                return out, True
+            out.append(msg)
+        return out, more
+
+    got = await app.db.read(q)
+    if got is None:
+        raise not_found(f"no batch {batch_id}")
+    return got
 
 
 def list_gpus(app) -> pb.ListGpusReply:

@@ -19,18 +19,23 @@ from cofid.api.events_stream import watch_events
 from cofid.api.service import Service
 from cofid.api.uploads import receive_upload
 from cofid.api.validate import (
+    calls_filter_key,
+    calls_page_token,
     check_batch_directory,
+    check_call_statuses,
     check_positive_ids,
     filter_key,
     optional,
     page_token,
     parse_date,
+    read_calls_page_token,
     read_page_token,
 )
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 
 DEFAULT_PAGE, MAX_PAGE = 50, 500
+DEFAULT_CALLS_PAGE, MAX_CALLS_PAGE = 100, 1000
 
 
 class CofiServicer(pb_grpc.CofiServicer):
@@ -102,6 +107,24 @@ class CofiServicer(pb_grpc.CofiServicer):
         if request.batch_id < 0:
             raise invalid(f"batch_id must be ≥ 0, got {request.batch_id}")
         return self.b.run(queries.get_call, self.s.app, request.audio_name, request.batch_id)
+
+    @rpc
+    def ListCalls(self, request, context):
+        if request.batch_id <= 0:
+            raise invalid(f"batch_id must be > 0, got {request.batch_id}")
+        if request.page_size < 0:
+            raise invalid(f"page_size must be ≥ 0, got {request.page_size}")
+        size = min(request.page_size or DEFAULT_CALLS_PAGE, MAX_CALLS_PAGE)
+        statuses = check_call_statuses(request.statuses)
+        key = calls_filter_key(request.batch_id, statuses)
+        after = read_calls_page_token(request.page_token, key) if request.page_token else 0
+        calls, more = self.b.run(
+            queries.list_calls, self.s.app, request.batch_id, statuses, size, after, request.full
+        )
+        reply = pb.ListCallsReply(calls=calls)
+        if more and calls:
+            reply.next_page_token = calls_page_token(calls[-1].call_id, key)
+        return reply
 
     @rpc
     def ListGpus(self, request, context):

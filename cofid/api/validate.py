@@ -1,9 +1,11 @@
-"""Pure checks of request fields: optional fields, batch directories, dates and the
-ListBatches page tokens (no I/O, no trio; errors are ApiError for the client).
+"""Pure checks of request fields: optional fields, batch directories, dates, call statuses
+and the ListBatches / ListCalls page tokens (no I/O, no trio; errors are ApiError for the
+client).
 
-A page token is opaque to clients: url-safe base64 of the last row's (batchDate,
-batchNumber) and a digest of the filters it was issued for, so a token is refused with
-other filters instead of silently paging through a different list.
+A page token is opaque to clients: url-safe base64 of the last row's key (ListBatches:
+(batchDate, batchNumber); ListCalls: call id) and a digest of the filters it was issued
+for, so a token is refused with other filters (or by the other RPC) instead of silently
+paging through a different list.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from datetime import date
 from typing import Any
 
 from cofid.api.bridge import invalid
+from cofid.domain.model import CallStatus
+
+TOKEN_REFUSED = "page_token was not issued by this server for these filters"
 
 
 def optional(msg, name: str) -> Any:
@@ -68,4 +73,36 @@ def read_page_token(token: str, key: str) -> tuple[date, int]:
             raise ValueError
         return date.fromisoformat(raw["d"]), int(raw["n"])
     except (ValueError, KeyError, TypeError):
-        raise invalid("page_token was not issued by this server for these filters") from None
+        raise invalid(TOKEN_REFUSED) from None
+
+
+def check_call_statuses(statuses: Iterable[str]) -> list[str]:
+    """ListCalls' status filter: known call.status values, sorted, without repeats."""
+    known = {s.value for s in CallStatus}
+    for value in statuses:
+        if value not in known:
+            raise invalid(
+                f"unknown call status {value!r} (known: {', '.join(s.value for s in CallStatus)})"
+            )
+    return sorted(set(statuses))
+
+
+def calls_filter_key(batch_id: int, statuses: list[str]) -> str:
+    raw = json.dumps(["calls", batch_id, statuses])
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def calls_page_token(last_call_id: int, key: str) -> str:
+    raw = json.dumps({"c": last_call_id, "f": key})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def read_calls_page_token(token: str, key: str) -> int:
+    """The call id a ListCalls page continues after."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if raw["f"] != key or type(raw["c"]) is not int or raw["c"] <= 0:
+            raise ValueError
+        return raw["c"]
+    except (ValueError, KeyError, TypeError):
+        raise invalid(TOKEN_REFUSED) from None

@@ -1,21 +1,19 @@
 """cofictl export: a batch's answers, transcripts or trades as CSV or JSON lines.
 
-cofi.v1 has no RPC that lists the calls of a batch (GetBatch gives only counts per call
-status, GetCall needs a name). The workaround used here:
+1. GetBatch: whether the batch is Completed (else refused unless --partial) and its
+   number of calls (sum of call_status_counts), for the progress line and a final check.
+2. ListCalls{batch_id, full: true} page by page, following next_page_token: the calls
+   come in call id order with their transcripts, trades and answers. Each page's rows are
+   written and flushed before the next page is asked for, so memory holds one page (at
+   most PAGE_SIZE calls, and the daemon caps a reply at about 3 MiB), never the batch.
 
-1. GetBatch: the number of calls (sum of call_status_counts) and whether it is Completed.
-2. WatchEvents{batch_id, event_types: file_start/file_complete/error, from_event_id: 0}
-   replays the batch's retained batchExecutionLog rows; every per-file event names its
-   audio file. The names (only the names) are collected and sorted; the
-   first Heartbeat marks the end of the replay (heartbeats flow only once no event does).
-3. GetCall(name, batch_id) one call at a time; each call's rows are written and
-   flushed before the next is fetched, so memory holds one call plus the name list.
+Row order: calls in call id order (the order the daemon registered them, which ListCalls
+pages by; sorting by audio name would need the whole batch in memory), and within a call
+the order GetCall gives (segments, extracted then mapped trades, questions).
 
-Limits of the workaround, checked rather than assumed: events older than the daemon's
-retention are gone (a "gap" notice), and a call that never reached a per-file stage
-leaves no event. Either way fewer calls are found than GetBatch counts: the export
-then ends with exit 1 ("incomplete") and, with -o, leaves no file behind. The RPC to
-add is described in docs/operator-walkthrough.md (ListCalls, paged by call id).
+With -o the rows go to FILE.partial, renamed to FILE only when every page arrived and the
+number of calls matches GetBatch's count (a Completed batch's calls do not change); on any
+error the partial file is removed.
 """
 
 from __future__ import annotations
@@ -24,11 +22,8 @@ import contextlib
 import csv
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import grpc
 
 from cofid import ctl_output as out
 from cofid.ctl_connect import EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, Connection, CtlError
@@ -42,7 +37,7 @@ COLUMNS = {
     "trades": ["batch_id", "call_id", "audio_name", "kind", "trade_index", "trade_id",
                "symbol", "side", "quantity", "price", "order_type", "trade_time", "evidence"],
 }
-FILE_EVENTS = ("file_start", "file_complete", "error")
+PAGE_SIZE = 100
 
 
 def rows_of(c: pb.Call, what: str) -> Iterator[dict]:
@@ -69,32 +64,16 @@ def rows_of(c: pb.Call, what: str) -> Iterator[dict]:
                    "evidence": ""}
 
 
-def call_names(conn: Connection, batch_id: int, completed: bool) -> list[str]:
-    """The batch's audio names from its replayed per-file events (see the module doc)."""
-    req = pb.WatchRequest(batch_id=batch_id, event_types=FILE_EVENTS, from_event_id=0)
-    names: dict[str, None] = {}
-    started = time.time()
-    it = conn.stream("WatchEvents", req)
-    try:
-        for m in it:
-            kind = m.WhichOneof("msg")
-            if kind == "heartbeat":
-                break
-            if kind == "notice":
-                if m.notice.code == "gap":
-                    raise CtlError(f"incomplete: the daemon no longer retains every event of "
-                                   f"batch {batch_id} ({m.notice.message})", EXIT_TASK_FAILED)
-                continue
-            e = m.event
-            if e.file_name:
-                names.setdefault(e.file_name, None)
-            if not completed and e.timestamp.seconds >= started:
-                break  # the replay is over: this event is live (best effort)
-    except grpc.RpcError as e:
-        raise conn.error(e) from None
-    finally:
-        it.cancel()
-    return sorted(names)
+def iter_calls(conn: Connection, batch_id: int) -> Iterator[list[pb.Call]]:
+    """The batch's calls, full, one ListCalls page at a time (call id order)."""
+    token = ""
+    while True:
+        reply = conn.call("ListCalls", pb.ListCallsRequest(
+            batch_id=batch_id, page_size=PAGE_SIZE, page_token=token, full=True))
+        yield list(reply.calls)
+        token = reply.next_page_token
+        if not token:
+            return
 
 
 def cmd_export(conn: Connection, args) -> int:
@@ -105,10 +84,9 @@ def cmd_export(conn: Connection, args) -> int:
         if not args.partial:
             raise CtlError(f"batch {args.batch} is {batch.summary.status}, not Completed; "
                            f"export it when it is, or pass --partial", EXIT_USAGE)
-        out.say(f"warning: batch {args.batch} is {batch.summary.status}; exporting the calls "
-                f"so far")
-    names = call_names(conn, args.batch, completed)
-    out.say(f"batch {args.batch}: {expected} call(s), {len(names)} found in its events")
+        out.say(f"warning: batch {args.batch} is {batch.summary.status}; exporting the calls' "
+                f"results so far")
+    out.say(f"batch {args.batch}: {expected} call(s)")
     target = Path(args.output) if args.output and args.output != "-" else None
     tmp = target.with_name(target.name + ".partial") if target else None
     f = open(tmp, "w", encoding="utf-8", newline="") if tmp else sys.stdout  # noqa: SIM115
@@ -121,25 +99,22 @@ def cmd_export(conn: Connection, args) -> int:
             writer.writeheader()
         bars = out.Progress(enabled=True, every_s=10.0)
         with bars:
-            for i, name in enumerate(names, 1):
-                try:
-                    c = conn.raw("GetCall", pb.GetCallRequest(audio_name=name,
-                                                              batch_id=args.batch))
-                except grpc.RpcError as e:
-                    if e.code() == grpc.StatusCode.NOT_FOUND:
-                        continue  # a file that never became a call row
-                    raise conn.error(e) from None
-                for r in rows_of(c, args.what):
-                    if writer is not None:
-                        writer.writerow(r)
-                    else:
-                        out.print_jsonl(r, file=f)
-                    rows += 1
+            for page in iter_calls(conn, args.batch):
+                for c in page:
+                    for r in rows_of(c, args.what):
+                        if writer is not None:
+                            writer.writerow(r)
+                        else:
+                            out.print_jsonl(r, file=f)
+                        rows += 1
+                exported += len(page)
                 f.flush()
-                exported += 1
-                bars.update("export", i, len(names), f"{i}/{len(names)} calls, {rows} rows",
-                            final=i == len(names))
-        ok = exported >= expected
+                total = max(expected, exported)
+                bars.update("export", exported, total,
+                            f"{exported}/{total} calls, {rows} rows", final=False)
+            bars.update("export", exported, max(expected, exported),
+                        f"{exported} calls, {rows} rows", final=True)
+        ok = exported == expected or not completed
     finally:
         if tmp is not None:
             f.close()
@@ -149,9 +124,9 @@ def cmd_export(conn: Connection, args) -> int:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
     if not ok:
-        raise CtlError(f"incomplete: exported {exported} of {expected} calls of batch "
-                       f"{args.batch}; the daemon's event log does not name the others "
-                       f"(cofi.v1 has no call listing RPC)", EXIT_TASK_FAILED)
+        raise CtlError(f"incomplete: listed {exported} of {expected} calls of batch "
+                       f"{args.batch} (did the batch change during the export?)",
+                       EXIT_TASK_FAILED)
     out.say(f"exported {rows} {args.what} row(s) of {exported} call(s)"
             + (f" to {target}" if target else ""))
     return EXIT_OK
@@ -164,12 +139,13 @@ def register(sub, common, make) -> None:
   cofictl export --batch 42 --what transcripts --format jsonl | gzip > t42.jsonl.gz
   cofictl export --batch 42 --what trades --format csv
 
-Streams one call at a time; with -o the file appears only when the export is complete.
-Exit 1 when not every call of the batch could be exported.""", common, json=False)
+Streams a page of calls at a time (ListCalls), in call id order; with -o the file
+appears only when the export is complete. Exit 1 when the calls listed do not add up to
+the batch's call count.""", common, json=False)
     p.add_argument("--batch", type=int, required=True, metavar="ID")
     p.add_argument("--what", choices=sorted(COLUMNS), required=True)
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     p.add_argument("--partial", action="store_true",
-                   help="allow a batch that is not Completed yet (best effort)")
+                   help="allow a batch that is not Completed yet (its results so far)")
     p.set_defaults(func=cmd_export)

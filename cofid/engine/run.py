@@ -192,7 +192,13 @@ class Engine:
                 return True
         ctx = None
         if stage in (Stage.LLM1, Stage.LLM2):
-            ctx = await self._llm_context(f, stage)
+            try:
+                ctx = await self._llm_context(f, stage)
+            except (trio.Cancelled, DatabaseUnavailable):
+                raise
+            except Exception as exc:  # e.g. no question set for the call's process
+                await self._fail(run, stage, f, exc, 0)
+                return False
         attempt = 0
         while True:
             attempt += 1

@@ -459,6 +459,7 @@ def test_method_roles_cover_every_rpc() -> None:
         "ListBatches",
         "GetBatch",
         "GetCall",
+        "ListCalls",
         "WatchEvents",
         "ListGpus",
     }

@@ -32,6 +32,7 @@ RPCS = {
     "ListBatches": ("ListBatchesRequest", "ListBatchesReply", False, False),
     "GetBatch": ("GetBatchRequest", "Batch", False, False),
     "GetCall": ("GetCallRequest", "Call", False, False),
+    "ListCalls": ("ListCallsRequest", "ListCallsReply", False, False),
     "WatchEvents": ("WatchRequest", "WatchMessage", False, True),
     "ListGpus": ("ListGpusRequest", "ListGpusReply", False, False),
 }
@@ -63,6 +64,8 @@ FIELD_NUMBERS = {
     "call_status_counts=21",
     "StageState": "stage=1 status=2 total=3 done=4 failed=5 skipped=6 files_per_minute=7",
     "GetCallRequest": "audio_name=1 batch_id=2",
+    "ListCallsRequest": "batch_id=1 page_size=2 page_token=3 statuses=4 full=5",
+    "ListCallsReply": "calls=1 next_page_token=2",
     "Call": "call_id=1 batch_id=2 audio_name=3 status=4 lang=5 language_id=6 audio_duration=7 "
     "gpu_ip=8 failed_stage=9 failure_reason=10 transcript=40 extracted_trades=41 "
     "mapped_trades=42 audit_answers=43",

@@ -37,6 +37,7 @@ VIEWER_RPCS = {
     "ListBatches": pb.ListBatchesRequest(),
     "GetBatch": pb.GetBatchRequest(batch_id=999),
     "GetCall": pb.GetCallRequest(audio_name="x.wav"),
+    "ListCalls": pb.ListCallsRequest(batch_id=999),
     "ListGpus": pb.ListGpusRequest(),
 }
 

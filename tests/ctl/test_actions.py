@@ -12,6 +12,8 @@ import time
 import sqlalchemy as sa
 import trio
 
+from cofid.ctl_commands import export
+from cofid.ctl_connect import Connection
 from cofid.store import tables as t
 from cofid.testing.batches import write_fixture_batch
 from protos.cofi.v1 import cofi_pb2 as pb
@@ -167,57 +169,122 @@ def test_target_sources_and_unreachable(world, tmp_path):
 
 def test_export_answers_transcripts_trades(world, tmp_path):
     bid = str(world.batch_id)
+    c, a = t.call, t.audit_answer
+    ids = world.daemon.query(lambda conn: list(conn.execute(
+        sa.select(c.c.id).where(c.c.batchId == world.batch_id).order_by(c.c.id)).scalars()))
+    assert len(ids) == len(world.expected["files"])
     out = tmp_path / "answers.csv"
     r = world.ctl("export", "--batch", bid, "--what", "answers", "--format", "csv",
                   "-o", str(out), token=VIEW)
     assert r.code == 0, r.err
+    assert f"batch {bid}: {len(ids)} call(s)" in r.err
     assert not (tmp_path / "answers.csv.partial").exists()
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    c, a = t.call, t.audit_answer
     n_answers = world.daemon.count(a, a.c.callId.in_(
         sa.select(c.c.id).where(c.c.batchId == world.batch_id)))
     assert len(rows) == n_answers > 0
-    assert rows[0].keys() >= {"audio_name", "question_id", "answer", "evidence"}
-    # every call of the batch is covered (calls without answers have no rows)
+    assert list(rows[0]) == export.COLUMNS["answers"]
+    # calls in call id order, each call's answers in question order
+    answered = [i for i in ids if str(i) in {x["call_id"] for x in rows}]
+    assert list(dict.fromkeys(int(x["call_id"]) for x in rows)) == answered
+    want = world.daemon.query(lambda conn: [(x.callId, x.questionId) for x in conn.execute(
+        sa.select(a).where(a.c.callId.in_(ids)).order_by(a.c.callId, a.c.questionOrder))])
+    assert [(int(x["call_id"]), x["question_id"]) for x in rows] == want
     r = world.ctl("export", "--batch", bid, "--what", "transcripts", "--format", "jsonl")
     assert r.code == 0, r.err
     segs = [json.loads(ln) for ln in r.out.splitlines()]
     tr = t.transcript
     assert len(segs) == world.daemon.count(tr, tr.c.callId.in_(
         sa.select(c.c.id).where(c.c.batchId == world.batch_id)))
-    assert f"{len(world.expected['files'])} found in its events" in r.err
+    assert list(segs[0]) == export.COLUMNS["transcripts"]
+    assert [(x["call_id"], x["segment"]) for x in segs] == sorted(
+        (x["call_id"], x["segment"]) for x in segs)
     r = world.ctl("export", "--batch", bid, "--what", "trades", "--format", "csv")
     assert r.code == 0, r.err
     trades = list(csv.DictReader(io.StringIO(r.out)))
     mapped = {x["trade_id"] for x in trades if x["kind"] == "mapped"}
     assert mapped == {tid for tid, name in world.expected["trades"].items() if name}
+    assert {x["kind"] for x in trades} == {"extracted", "mapped"}
     r = world.ctl("export", "--batch", "999999", "--what", "trades")
     assert r.code == 5 and "NOT_FOUND" in r.err
     r = world.ctl("export", "--batch", bid, "--what", "votes")
     assert r.code == 2
 
 
-def test_export_refuses_running_batch_and_reports_incomplete(slow_daemon, tmp_path):
+def test_export_streams_page_by_page(world, tmp_path, monkeypatch):
+    """Each page is written before the next is asked for; -o writes FILE.partial first."""
+    bid = str(world.batch_id)
+    whole = world.ctl("export", "--batch", bid, "--what", "transcripts", "--format", "csv")
+    assert whole.code == 0, whole.err
+    out = tmp_path / "t.csv"
+    partial = tmp_path / "t.csv.partial"
+    seen: list[tuple[int, bool, int]] = []
+    real = Connection.call
+
+    def call(self, method, request, **kw):
+        if method == "ListCalls":
+            assert request.full and request.page_size == 2
+            seen.append((partial.stat().st_size, out.exists(), len(request.page_token)))
+        return real(self, method, request, **kw)
+
+    monkeypatch.setattr(export, "PAGE_SIZE", 2)
+    monkeypatch.setattr(Connection, "call", call)
+    r = world.ctl("export", "--batch", bid, "--what", "transcripts", "--format", "csv",
+                  "-o", str(out))
+    assert r.code == 0, r.err
+    n_calls = len(world.expected["files"])
+    assert len(seen) == (n_calls + 1) // 2
+    sizes = [size for size, _, _ in seen]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]  # flushed page by page
+    assert not any(exists for _, exists, _ in seen)  # the target appears at the end only
+    assert seen[0][2] == 0 and all(n for _, _, n in seen[1:])
+    assert out.read_text(encoding="utf-8") == whole.out and not partial.exists()
+
+
+def test_export_refuses_running_batch_partial_and_incomplete(slow_daemon, tmp_path,
+                                                             monkeypatch):
     ctl = Ctl(slow_daemon, tmp_path / "xdg")
     write_fixture_batch(tmp_path / "fx", extra_calls=0, first_stage="ivr")
     ref = json.loads(ctl("start-batch", str(tmp_path / "fx"), "--json").out)
     while not (running := slow_daemon.rpc("GetTask", pb.GetTaskRequest(
             task_id=ref["task_id"]))).batch_id:
         time.sleep(0.02)
+    c = t.call
+    while not slow_daemon.count(c, c.c.batchId == running.batch_id):
+        time.sleep(0.02)
     r = ctl("export", "--batch", str(running.batch_id), "--what", "answers")
     assert r.code == 2 and "not Completed" in r.err and r.out == ""
+    # --partial: every call, with the results so far
+    r = ctl("export", "--batch", str(running.batch_id), "--what", "transcripts",
+            "--format", "jsonl", "--partial", "-o", str(tmp_path / "p.jsonl"))
+    assert r.code == 0, r.err
+    assert "warning:" in r.err and "7 call(s)" in r.err and (tmp_path / "p.jsonl").exists()
     task = slow_daemon.wait_task(ref["task_id"], timeout=30)
     bid = str(task.batch_id)
-    # events lost (retention): the export finds fewer calls than the batch has
+    # the event log does not matter any more: drop the batch's events, the export is whole
     tbl = t.batch_execution_log
 
     def drop(conn):
-        conn.execute(sa.delete(tbl).where(tbl.c.batchId == task.batch_id,
-                                          tbl.c.fileName == "call_01_long.wav"))
+        conn.execute(sa.delete(tbl).where(tbl.c.batchId == task.batch_id))
 
     trio.from_thread.run(slow_daemon.service.app.db.write, drop,
                          trio_token=slow_daemon.token)
     out = tmp_path / "x.csv"
     r = ctl("export", "--batch", bid, "--what", "answers", "-o", str(out))
-    assert r.code == 1 and "incomplete: exported 6 of 7 calls" in r.err
+    assert r.code == 0, r.err
+    assert "of 7 call(s)" in r.err and out.exists()
+    # fewer calls listed than GetBatch counts (a batch changing under the export): exit 1,
+    # and neither the file nor the partial file is left behind
+    out.unlink()
+    real = Connection.call
+
+    def call(self, method, request, **kw):
+        reply = real(self, method, request, **kw)
+        if method == "GetBatch":
+            reply.call_status_counts["Complete"] += 1
+        return reply
+
+    monkeypatch.setattr(Connection, "call", call)
+    r = ctl("export", "--batch", bid, "--what", "answers", "-o", str(out))
+    assert r.code == 1 and "incomplete: listed 7 of 8 calls" in r.err
     assert not out.exists() and not (tmp_path / "x.csv.partial").exists()

@@ -60,6 +60,7 @@ def valid_request(method: str, w: World):
         "ListBatches": lambda: pb.ListBatchesRequest(),
         "GetBatch": lambda: pb.GetBatchRequest(batch_id=w.batch_id),
         "GetCall": lambda: pb.GetCallRequest(audio_name="p1.wav"),
+        "ListCalls": lambda: pb.ListCallsRequest(batch_id=w.batch_id, full=True),
         "ListGpus": lambda: pb.ListGpusRequest(),
         "WatchEvents": lambda: pb.WatchRequest(from_event_id=0),
     }[method]()
@@ -109,7 +110,7 @@ def test_the_matrix_covers_every_rpc():
     service = pb.DESCRIPTOR.services_by_name["Cofi"]
     assert set(RPCS) == {m.name for m in service.methods}
     assert {m for m in RPCS if ROLE_OF[m] == VIEWER} == {
-        "GetTask", "ListBatches", "GetBatch", "GetCall", "ListGpus", "WatchEvents"}
+        "GetTask", "ListBatches", "GetBatch", "GetCall", "ListCalls", "ListGpus", "WatchEvents"}
 
 
 @pytest.mark.parametrize("token_kind", ["none", "wrong", "viewer"])
@@ -153,6 +154,7 @@ async def test_operator_may_call_every_rpc(start_server, tmp_path):
     assert replies["GetTask"].state == "completed"
     assert replies["GetBatch"].summary.batch_id == w.batch_id
     assert replies["GetCall"].audio_name == "p1.wav"
+    assert [c.audio_name for c in replies["ListCalls"].calls] == ["p1.wav", "p2.wav"]
     assert [g.name for g in replies["ListGpus"].gpus] == ["gpu-a", "gpu-b"]
     assert replies["WatchEvents"].WhichOneof("msg") == "event"
     after = await snapshot(h)

@@ -258,6 +258,28 @@ class GetCallRequest(_message.Message):
     batch_id: int
     def __init__(self, audio_name: _Optional[str] = ..., batch_id: _Optional[int] = ...) -> None: ...
 
+class ListCallsRequest(_message.Message):
+    __slots__ = ("batch_id", "page_size", "page_token", "statuses", "full")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    page_size: int
+    page_token: str
+    statuses: _containers.RepeatedScalarFieldContainer[str]
+    full: bool
+    def __init__(self, batch_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., statuses: _Optional[_Iterable[str]] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class ListCallsReply(_message.Message):
+    __slots__ = ("calls", "next_page_token")
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[Call]
+    next_page_token: str
+    def __init__(self, calls: _Optional[_Iterable[_Union[Call, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class Call(_message.Message):
     __slots__ = ("call_id", "batch_id", "audio_name", "status", "lang", "language_id", "audio_duration", "gpu_ip", "failed_stage", "failure_reason", "transcript", "extracted_trades", "mapped_trades", "audit_answers")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]

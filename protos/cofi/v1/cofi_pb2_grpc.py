@@ -77,6 +77,11 @@ class CofiStub:
                 request_serializer=cofi_dot_v1_dot_cofi__pb2.GetCallRequest.SerializeToString,
                 response_deserializer=cofi_dot_v1_dot_cofi__pb2.Call.FromString,
                 _registered_method=True)
+        self.ListCalls = channel.unary_unary(
+                '/cofi.v1.Cofi/ListCalls',
+                request_serializer=cofi_dot_v1_dot_cofi__pb2.ListCallsRequest.SerializeToString,
+                response_deserializer=cofi_dot_v1_dot_cofi__pb2.ListCallsReply.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/cofi.v1.Cofi/WatchEvents',
                 request_serializer=cofi_dot_v1_dot_cofi__pb2.WatchRequest.SerializeToString,
@@ -204,6 +209,23 @@ class CofiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCalls(self, request, context):
+        """The calls of one batch in call id order (call.id ascending), a page at a time; with
+        full, each call carries its transcript, extracted and mapped trades and audit answers
+        as GetCall returns them. Pages are keyset-paged on the call id: no call appears
+        twice, and a call that matches the filters throughout the paging appears once, even
+        while the batch runs (each page shows its calls' state when it was read).
+        Role: viewer.
+        Errors:
+        INVALID_ARGUMENT    batch_id ≤ 0, page_size < 0, a status that is not a call.status
+        value, a page_token this server did not issue for the same
+        batch_id and statuses (or a garbled one).
+        NOT_FOUND           no such batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchEvents(self, request, context):
         """Live event stream (the batchExecutionLog rows as they are written), optionally
         replayed from an event id. The server sends a Heartbeat every few seconds while no
@@ -269,6 +291,11 @@ def add_CofiServicer_to_server(servicer, server):
                     servicer.GetCall,
                     request_deserializer=cofi_dot_v1_dot_cofi__pb2.GetCallRequest.FromString,
                     response_serializer=cofi_dot_v1_dot_cofi__pb2.Call.SerializeToString,
+            ),
+            'ListCalls': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalls,
+                    request_deserializer=cofi_dot_v1_dot_cofi__pb2.ListCallsRequest.FromString,
+                    response_serializer=cofi_dot_v1_dot_cofi__pb2.ListCallsReply.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -500,6 +527,33 @@ class Cofi:
             '/cofi.v1.Cofi/GetCall',
             cofi_dot_v1_dot_cofi__pb2.GetCallRequest.SerializeToString,
             cofi_dot_v1_dot_cofi__pb2.Call.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cofi.v1.Cofi/ListCalls',
+            cofi_dot_v1_dot_cofi__pb2.ListCallsRequest.SerializeToString,
+            cofi_dot_v1_dot_cofi__pb2.ListCallsReply.FromString,
             options,
             channel_credentials,
             insecure,
