@@ -1,6 +1,6 @@
 """Event fan-out: a real cofid runs a batch while many gRPC WatchEvents subscribers read it.
 
-`python -m bench.fanout --files N --subscribers 20 [--buffer 10000]`
+`python -m bench.fanout --files N --subscribers 20 [--buffer 10000 --clients thread|process]`
 
 What runs: serve_main in this process (the whole daemon: App, engine, group-commit writer,
 event bus, gRPC server on 127.0.0.1:0 with token auth), SQLite in a temporary directory,
@@ -30,9 +30,12 @@ Decisions:
    subscriber.
 5. Rates: a subscriber's events/s = its events / (its last receive - StartBatch sent);
    total = all events delivered / (the last receive of any - StartBatch sent).
-6. Everything (daemon and clients) shares this process and its GIL, as the test harness
-   does; on a small machine the subscribers' protobuf and grpc work competes with the
-   engine, so batch_s is also reported (compare with --subscribers 0).
+6. --clients thread (the default) runs the subscriber threads in this process, as the
+   test harness does: they share the GIL with the daemon, so on a small machine their
+   grpc and protobuf work slows the engine. --clients process puts the same threads in
+   one child process (python -m bench.fanout --child ...), which leaves the daemon's
+   process to the daemon; batch_s shows the difference (and --subscribers 0 the engine
+   alone).
 
 Prints one JSON object: per-subscriber and total events/s, dropped, fell_behind, latency
 percentiles, the batch's wall time and event count.
@@ -43,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
 import sys
 import tempfile
 import threading
@@ -174,19 +178,70 @@ def expected_ids(url: str, after: int, subs: list[Subscriber]) -> dict[int, set[
     return out
 
 
-def client(address: str, service, files_dir: Path, subscribers: int, drain_s: float,
-           db_url: str) -> dict[str, Any]:
-    """The client side, in a worker thread of the trio run that serves cofid."""
-    md = bearer_metadata(OP)
-    subs = [Subscriber(i, FILTERS[i % len(FILTERS)][0],
+def drain(subs: list[Subscriber], drain_s: float) -> None:
+    """Wait for each subscriber's last expected id (while it makes progress); cancel it."""
+    for s in subs:
+        if not s.target or (s.ids and s.ids[-1] >= s.target):
+            s.done.set()
+    for s in subs:
+        seen = -1
+        while not s.done.wait(drain_s) and len(s.ids) != seen:
+            seen = len(s.ids)
+        if s.call is not None:
+            s.call.cancel()
+
+
+def make_subscribers(address: str, n: int) -> list[Subscriber]:
+    return [Subscriber(i, FILTERS[i % len(FILTERS)][0],
                        pb.WatchRequest(**FILTERS[i % len(FILTERS)][1]), address)
-            for i in range(subscribers)]
+            for i in range(n)]
+
+
+def start_readers(subs: list[Subscriber]) -> list[threading.Thread]:
     threads = [threading.Thread(target=s.read, name=f"sub{s.index}", daemon=True) for s in subs]
     for th in threads:
         th.start()
+    return threads
+
+
+STATE = ("ids", "latency", "first_recv", "last_recv", "notices", "heartbeats", "end")
+
+
+def child_main(address: str, n: int, drain_s: float) -> int:
+    """--clients process: the subscribers in this process; targets come on stdin, the
+    received ids and latencies go to stdout as one JSON line."""
+    subs = make_subscribers(address, n)
+    threads = start_readers(subs)
+    line = sys.stdin.readline()
+    targets = json.loads(line) if line.strip() else [None] * n
+    for s, target in zip(subs, targets, strict=True):
+        s.target = target
+    drain(subs, drain_s)
+    for th in threads:
+        th.join(10)
+    json.dump([{k: getattr(s, k) for k in STATE} for s in subs], sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+def client(address: str, service, files_dir: Path, subscribers: int, drain_s: float,
+           db_url: str, clients: str) -> dict[str, Any]:
+    """The client side, in a worker thread of the trio run that serves cofid."""
+    md = bearer_metadata(OP)
+    subs = make_subscribers(address, subscribers)
+    proc = None
+    threads: list[threading.Thread] = []
+    if clients == "process":
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.fanout", "--child", address, "--subscribers",
+             str(subscribers), "--drain-s", str(drain_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parents[1])
+    else:
+        threads = start_readers(subs)
     deadline = time.monotonic() + 30
     while trio.from_thread.run_sync(lambda: len(service.events.subs)) < subscribers:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
             raise SystemExit("subscribers did not connect within 30 s")
         time.sleep(0.01)
     after = trio.from_thread.run_sync(lambda: service.app.bus.last_id)
@@ -201,20 +256,19 @@ def client(address: str, service, files_dir: Path, subscribers: int, drain_s: fl
             break
         time.sleep(0.05)
     batch_s = time.time() - t0
+    channel.close()
     expected = expected_ids(db_url, after, subs)
     for s in subs:
         s.target = max(expected[s.index], default=0)
-        if not s.target or (s.ids and s.ids[-1] >= s.target):
-            s.done.set()
-    for s in subs:  # wait for each to catch up, as long as it keeps making progress
-        seen = -1
-        while not s.done.wait(drain_s) and len(s.ids) != seen:
-            seen = len(s.ids)
-        if s.call is not None:
-            s.call.cancel()
-    for th in threads:
-        th.join(10)
-    channel.close()
+    if proc is not None:
+        out, _ = proc.communicate(json.dumps([s.target for s in subs]) + "\n")
+        for s, state in zip(subs, json.loads(out), strict=True):
+            for k in STATE:
+                setattr(s, k, state[k])
+    else:
+        drain(subs, drain_s)
+        for th in threads:
+            th.join(10)
     rows = {}
     engine = sa.create_engine(db_url)
     with engine.connect() as c:
@@ -227,7 +281,8 @@ def client(address: str, service, files_dir: Path, subscribers: int, drain_s: fl
             "expected": expected, "rows": rows, "failures": len(task.failures)}
 
 
-async def _serve_and_run(cfg, files_dir: Path, subscribers: int, drain_s: float):
+async def _serve_and_run(cfg, files_dir: Path, subscribers: int, drain_s: float,
+                         clients: str):
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         async def runner(task_status=trio.TASK_STATUS_IGNORED):
@@ -236,13 +291,14 @@ async def _serve_and_run(cfg, files_dir: Path, subscribers: int, drain_s: float)
         service, _plane, bound = await nursery.start(runner)
         try:
             return await trio.to_thread.run_sync(
-                client, bound[0], service, files_dir, subscribers, drain_s, cfg.database_url)
+                client, bound[0], service, files_dir, subscribers, drain_s, cfg.database_url,
+                clients)
         finally:
             stop.set()
 
 
-def run(files: int, subscribers: int, *, buffer: int = 10_000,
-        drain_s: float = 5.0) -> dict[str, Any]:
+def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 5.0,
+        clients: str = "thread") -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     wall0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp_s:
@@ -252,7 +308,7 @@ def run(files: int, subscribers: int, *, buffer: int = 10_000,
         for i in range(files):
             (files_dir / w.file_name(i)).touch()
         cfg = parse_config(bench_config(tmp, subscribers, buffer))
-        r = trio.run(_serve_and_run, cfg, files_dir, subscribers, drain_s)
+        r = trio.run(_serve_and_run, cfg, files_dir, subscribers, drain_s, clients)
     t0 = r["t0"]
     per = []
     all_lat: list[float] = []
@@ -279,7 +335,7 @@ def run(files: int, subscribers: int, *, buffer: int = 10_000,
     rates = [p["events_per_s"] for p in per]
     return {
         "benchmark": "fanout", "files": files, "subscribers": subscribers,
-        "subscriber_buffer": buffer,
+        "subscriber_buffer": buffer, "clients": clients,
         "task_state": r["task_state"], "task_failures": r["failures"],
         "batch_s": round(r["batch_s"], 2),
         "files_per_s": round(files / r["batch_s"], 1) if r["batch_s"] else None,
@@ -310,8 +366,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="grpc.subscriber_buffer: events a subscriber may lag by")
     ap.add_argument("--drain-s", type=float, default=5.0,
                     help="after the batch, wait this long without progress for stragglers")
+    ap.add_argument("--clients", choices=("thread", "process"), default="thread",
+                    help="subscriber threads in this process, or in one child process")
+    ap.add_argument("--child", metavar="ADDRESS", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    out = run(a.files, a.subscribers, buffer=a.buffer, drain_s=a.drain_s)
+    if a.child:
+        return child_main(a.child, a.subscribers, a.drain_s)
+    out = run(a.files, a.subscribers, buffer=a.buffer, drain_s=a.drain_s, clients=a.clients)
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -154,6 +154,17 @@ def _replay(bridge: TrioBridge, subs: Subscriptions, flt: EventFilter, start: in
         after = page[-1].id
 
 
+def _live_message(e) -> pb.WatchMessage:
+    """The message for a live event, built once and shared by every subscriber (the bus
+    hands all of them the same Event object; converting per subscriber cost ~10 % CPU
+    with 20 subscribers). Messages are only read after this, so sharing is safe."""
+    msg = e.extra.get("watch_message")
+    if msg is None:
+        msg = pb.WatchMessage(event=convert.event(e))
+        e.extra["watch_message"] = msg
+    return msg
+
+
 def _live(bridge: TrioBridge, subs: Subscriptions, sub, last: int,
           context: grpc.ServicerContext):
     g = subs.cfg.grpc
@@ -164,7 +175,7 @@ def _live(bridge: TrioBridge, subs: Subscriptions, sub, last: int,
                 if e.id <= last:
                     continue
                 last = e.id
-                yield pb.WatchMessage(event=convert.event(e))
+                yield _live_message(e)
         elif why == "timeout":
             hb = pb.Heartbeat(last_event_id=last_id)
             hb.server_time.GetCurrentTime()
