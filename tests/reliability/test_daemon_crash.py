@@ -81,14 +81,16 @@ UPLOAD = {"up_a.wav": (7.0, 101), "up_b.wav": (9.0, 102), "up_c.wav": (3.0, 103)
 # ---- normalization ---------------------------------------------------------------------------
 
 _ADDR = re.compile(r"0x[0-9a-fA-F]+")
+_HOST = re.compile(r"http://127\.0\.0\.1:\d+")
 _UUID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _norm(v):
-    # The simworker's 400 reply quotes a BytesIO repr (an address); an upload's files live
-    # under <uploads>/<task id>/.
+    # The simworker's 400 reply quotes a BytesIO repr (an address) and cofid prefixes the
+    # host's URL (which GPU took the file is scheduling); an upload's files live under
+    # <uploads>/<task id>/.
     if isinstance(v, str):
-        return _UUID.sub("/<task>", _ADDR.sub("0x?", v))
+        return _HOST.sub("<gpu>", _UUID.sub("/<task>", _ADDR.sub("0x?", v)))
     return v
 
 
@@ -525,7 +527,7 @@ def test_upload_killed_before_the_reply_leaves_no_batch(variant, workers, tmp_pa
             h.daemon.stop()
         before_reply = [k for k in h.kills if not k.get("reply")]
         assert len(before_reply) >= variant.upload_kills // 2, h.kills
-        assert all(not s["batches"] and not s["tasks"] for s in seen), seen
+        assert all(not s["batches"] and not s["tasks"] for s in seen), "\n".join(map(str, seen))
     finally:
         h.close()
 
