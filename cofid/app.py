@@ -141,22 +141,39 @@ class App:
 
         await self.writer.run_step(step_and_status)
 
-    async def prepare_upload(self, stored: list[Path], process_id: int, category_mapping_id: int) -> int:
+    async def prepare_upload(self, stored: list[Path], process_id: int, category_mapping_id: int,
+                             *, also=None) -> int:
         """The upload plan's Steps 2–3: a new batch for today (next number, race-free) and
-        its distribution. No CSVs, triaging, denoise or IVR (the seed's upload pipeline)."""
+        its distribution, in ONE transaction with `also(conn, batch_id)` (the task row): a
+        crash leaves the upload either fully registered or not at all. No CSVs, triaging,
+        denoise or IVR (the seed's upload pipeline)."""
+        import sqlalchemy as sa
+
         self.question_set_for(process_id, category_mapping_id)
         pipeline = {"llm1": self.cfg.pipelines.upload.llm1, "llm2": self.cfg.pipelines.upload.llm2}
         bi = bp.BatchInput(stored[0].parent, list(stored), process_id, category_mapping_id)
+        created: list[int] = []
 
-        def create(conn):
-            return repo.create_batch(
+        def step(conn):
+            batch_id = repo.create_batch(
                 conn, batch_date=bp.today(), source="upload", source_dir=str(stored[0].parent),
                 process_id=process_id, category_mapping_id=category_mapping_id, pipeline=pipeline,
             )
+            events = bp.distribution_step(conn, batch_id, bi, self._next_gpu, self.total_slots)
+            if also is not None:
+                also(conn, batch_id)
+            created[:] = [batch_id]
+            return events
 
-        batch_id = await self._retry_unique(create)
-        await self._batch_step(batch_id, lambda c: bp.distribution_step(c, batch_id, bi, self._next_gpu, self.total_slots))
-        return batch_id
+        for attempt in range(20):
+            try:
+                await self.writer.run_step(step)
+                return created[0]
+            except sa.exc.IntegrityError:  # another upload took the number: take the next
+                if attempt == 19:
+                    raise
+                await trio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def reserve_calls(self, req) -> None:
         """Claim a reaudit's calls, or raise CallsBusy naming those another task holds."""

@@ -96,20 +96,26 @@ class TaskRegistry:
         self.db = db
         self.live: dict[str, LiveTask] = {}
 
-    async def create(self, kind: str, request: dict[str, Any], *, batch_id: int | None = None,
-                     task_id: str | None = None, state: str = QUEUED) -> TaskRecord:
+    def new_record(self, kind: str, request: dict[str, Any], *, batch_id: int | None = None,
+                   task_id: str | None = None, state: str = QUEUED) -> TaskRecord:
         if kind not in KINDS:
             raise ValueError(f"unknown task kind {kind!r}")
         now = utcnow()
-        rec = TaskRecord(id=task_id or str(uuid.uuid4()), kind=kind, state=state,
-                         batch_id=batch_id, request=request, created_at=now, updated_at=now)
+        return TaskRecord(id=task_id or str(uuid.uuid4()), kind=kind, state=state,
+                          batch_id=batch_id, request=request, created_at=now, updated_at=now)
 
-        def ins(conn):
-            conn.execute(sa.insert(t.task).values(
-                id=rec.id, kind=kind, state=state, batchId=batch_id, request=request,
-                createdAt=now, updatedAt=now))
+    @staticmethod
+    def insert(conn, rec: TaskRecord) -> None:
+        """The task row, inside a caller's transaction (an upload's batch and its task
+        commit together)."""
+        conn.execute(sa.insert(t.task).values(
+            id=rec.id, kind=rec.kind, state=rec.state, batchId=rec.batch_id, request=rec.request,
+            createdAt=rec.created_at, updatedAt=rec.updated_at))
 
-        await self.db.write(ins)
+    async def create(self, kind: str, request: dict[str, Any], *, batch_id: int | None = None,
+                     task_id: str | None = None, state: str = QUEUED) -> TaskRecord:
+        rec = self.new_record(kind, request, batch_id=batch_id, task_id=task_id, state=state)
+        await self.db.write(lambda conn: self.insert(conn, rec))
         self.live[rec.id] = LiveTask()
         return rec
 
@@ -151,11 +157,18 @@ class TaskRegistry:
             kept = failed = 0
             now = utcnow()
             for r in rows:
-                resumable = False
+                resumable = finished = False
                 if r.kind in ("batch", "upload") and r.batchId is not None:
                     b = conn.execute(sa.select(bs.c.status).where(bs.c.id == r.batchId)).first()
                     resumable = b is not None and b.status != "Completed"
-                if resumable:
+                    # The batch committed Completed and the daemon died before the task
+                    # row followed: the work is done, the task is too.
+                    finished = b is not None and b.status == "Completed"
+                if finished:
+                    conn.execute(sa.update(tk).where(tk.c.id == r.id)
+                                 .values(state=COMPLETED, updatedAt=now))
+                    kept += 1
+                elif resumable:
                     conn.execute(sa.update(tk).where(tk.c.id == r.id)
                                  .values(state=RUNNING, updatedAt=now))
                     kept += 1

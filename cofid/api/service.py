@@ -116,9 +116,37 @@ class Service:
         run_task = self.app.run_batch(batch_id, on_change=on_change)
         return await run_task
 
+    async def remove_orphan_uploads(self) -> list[str]:
+        """An upload killed before its batch committed leaves its directory under the
+        uploads root (the cleanup in a `finally` never ran). At start nothing is being
+        uploaded, so every directory no batch refers to is such a leftover."""
+        import shutil
+
+        import sqlalchemy as sa
+
+        from cofid.store import tables as t
+
+        root = self.app.cfg.uploads_dir
+        if not root.is_dir():
+            return []
+        known = set(await self.app.db.read(lambda c: c.execute(
+            sa.select(t.batch_status.c.sourceDir).where(t.batch_status.c.source == "upload")
+        ).scalars().all()))
+        removed = []
+        for d in sorted(root.iterdir()):
+            if d.is_dir() and str(d) not in known:
+                await trio.to_thread.run_sync(lambda d=d: shutil.rmtree(d, ignore_errors=True))
+                removed.append(d.name)
+        if removed:
+            log.warning("removed %d upload(s) left by an interrupted daemon: %s",
+                        len(removed), ", ".join(removed[:10]))
+        return removed
+
     async def resume_unfinished(self) -> list[int]:
-        """Restart: apply the task rule, then resume every unfinished batch."""
+        """Restart: apply the task rule, drop what killed uploads left, then resume every
+        unfinished batch."""
         counts = await self.tasks.recover()
+        await self.remove_orphan_uploads()
         if counts["failed"] or counts["resumed"]:
             log.info("tasks after restart: %d resumed, %d marked failed (interrupted)",
                      counts["resumed"], counts["failed"])
@@ -212,16 +240,17 @@ class Service:
 
     async def finish_upload(self, task_id: str, paths: list[str], pid: int, cmid: int,
                             request: dict[str, Any]) -> int:
-        rec = await self.tasks.create("upload", request, task_id=task_id)
-        try:
-            batch_id = await self.app.prepare_upload([Path(p) for p in paths], pid, cmid)
-        except BaseException as e:
-            with trio.CancelScope(shield=True):
-                self.tasks.live.pop(rec.id, None)
-                await self.tasks.update(rec.id, state=FAILED, error=str(e) or type(e).__name__)
-            raise
-        rec.batch_id = batch_id
-        await self.tasks.update(rec.id, batch_id=batch_id)
+        rec = self.tasks.new_record("upload", request, task_id=task_id)
+
+        def register(conn, batch_id: int) -> None:
+            rec.batch_id = batch_id
+            self.tasks.insert(conn, rec)
+
+        # The batch, its distribution and the task commit together: nothing half-made is
+        # left if this fails or the daemon dies before the reply.
+        batch_id = await self.app.prepare_upload([Path(p) for p in paths], pid, cmid,
+                                                 also=register)
+        self.tasks.live[rec.id] = LiveTask()
         self._spawn(rec, lambda live: self._batch_body(rec, live, directory=None,
                                                         batch_id=batch_id))
         return batch_id

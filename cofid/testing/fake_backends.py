@@ -13,6 +13,8 @@ Name conventions of the default script (a test can pass its own):
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,19 @@ from cofid.backends.base import (
     Segment,
     SttResult,
 )
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """The "processed" audio is the input's bytes (a hard link when possible: benchmarks
+    run thousands of files), so later stages — fake or remote — can read it."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    tmp.replace(dst)
 
 
 @dataclass(frozen=True)
@@ -103,13 +118,17 @@ class FakeBackends:
     async def denoise(self, audio: AudioRef, output: Path) -> DenoiseResult:
         self._enter("denoise", audio.name)
         await self._sleep()
-        return DenoiseResult(output=audio.path, noise_reduction_db=6.0,
+        _copy(audio.path, output)
+        return DenoiseResult(output=output, noise_reduction_db=6.0,
                              request={"file": audio.name}, response={"noise_reduction_db": 6.0})
 
     async def trim(self, audio: AudioRef, output: Path) -> IvrResult:
         fc = self._enter("ivr", audio.name)
         await self._sleep()
-        return IvrResult(output=audio.path, trim_offset_s=fc.ivr_offset_s,
+        if fc.ivr_offset_s > 0:  # like the real engines: a derived file only when trimmed
+            _copy(audio.path, output)
+        return IvrResult(output=output if fc.ivr_offset_s > 0 else audio.path,
+                         trim_offset_s=fc.ivr_offset_s,
                          request={"file": audio.name}, response={"trim_offset_s": fc.ivr_offset_s})
 
     async def identify(self, audio: AudioRef) -> LidResult:

@@ -331,7 +331,9 @@ def test_batch_killed_at_random_moments_equals_uninterrupted_run(
         assert h.probe.batch_status() == "Completed"
         assert gpu_names(h) <= {"gpu-0", "gpu-1"}
         tasks = h.probe.rows("SELECT kind, state, error FROM task")
-        assert tasks and all(t.state == "completed" for t in tasks), tasks
+        # Fails when the last kill lands after the batch committed Completed and before its
+        # task did: see test_restart_after_the_batch_completed_but_before_its_task_did.
+        assert tasks and all(t.state == "completed" for t in tasks), (tasks, kills[-1])
     finally:
         h.close()
 
@@ -495,17 +497,9 @@ def test_upload_killed_after_the_reply_resumes_and_completes(
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_upload_killed_before_the_reply_leaves_no_batch(variant, workers, tmp_path):
     """Kills mid-stream and just after the stream ended (before the reply): after the
-    restart there is no batch row and no task. BUG (cofid/api/service.py finish_upload,
-    App.prepare_upload): the upload commits in four transactions before the reply — task
-    row (batchId NULL), batch row, distribution, task.batchId — so a kill after the batch
-    row and before the reply (tens of ms, hit by this test) leaves a batch the client never
-    heard of: at restart recover() marks the task failed "interrupted" (its batchId is
-    NULL), resume_unfinished() finds the batch without a task, creates a second upload
-    task and processes it; the client's retry of the same names gets ALREADY_EXISTS
-    "uploaded before". Fix: write the batch row, its fileDistribution/call rows and the
-    task row (with batchId) in ONE transaction (a single writer.run_step), as the last
-    step before returning the reply; on any failure before it nothing is committed and
-    the stored files are removed. The commit→reply gap left is the unavoidable one."""
+    restart there is no batch row and no task — or, when the kill fell in the instant
+    between the upload's commit and its reply, the whole upload (batch, distribution and
+    task commit in one transaction): never half of it."""
     rng = random.Random(variant.seed + 3)
     h = Harness(tmp_path / "crash", f"sqlite:///{tmp_path / 'crash.db'}", workers.urls, None)
     seen = []
@@ -527,17 +521,18 @@ def test_upload_killed_before_the_reply_leaves_no_batch(variant, workers, tmp_pa
             h.daemon.stop()
         before_reply = [k for k in h.kills if not k.get("reply")]
         assert len(before_reply) >= variant.upload_kills // 2, h.kills
-        assert all(not s["batches"] and not s["tasks"] for s in seen), "\n".join(map(str, seen))
+        for s in seen:
+            nothing = not s["batches"] and not s["tasks"]
+            whole = bool(s["batches"]) and len(s["tasks"]) == 1 and s["tasks"][0][1] != "failed"
+            assert nothing or whole, "\n".join(map(str, seen))
     finally:
         h.close()
 
 
 def test_upload_killed_mid_stream_leaves_no_stored_files(workers, tmp_path):
-    """BUG (cofid/api/uploads.py, cofid/api/service.py): UploadAudit writes
-    <uploads>/<task_id>/.<i>.part while the stream comes in and removes the directory in a
-    `finally` — which a SIGKILL never runs. Nothing at start-up removes upload directories
-    that no batch refers to, so each upload killed before its reply leaves its bytes on
-    disk for good (and they count against the free-space check of later uploads)."""
+    """UploadAudit writes <uploads>/<task_id>/.<i>.part while the stream comes in and
+    removes the directory in a `finally` — which a SIGKILL never runs; at start the daemon
+    removes every upload directory no batch refers to (Service.remove_orphan_uploads)."""
     h = Harness(tmp_path / "crash", f"sqlite:///{tmp_path / 'crash.db'}", workers.urls, None)
     try:
         h.start()
@@ -554,13 +549,8 @@ def test_upload_killed_mid_stream_leaves_no_stored_files(workers, tmp_path):
 
 
 async def test_fake_denoise_and_ivr_feed_a_remote_lid(workers, tmp_path):
-    """BUG (cofid/testing/fake_backends.py): FakeBackends.denoise / .trim return
-    output=audio.path and never write `output`, but the stages derive the next stage's
-    input from the done flags (derived_audio_path: work/<batch>/<fd>.denoise.flac,
-    .ivr.flac), so any non-fake LID after fake denoise/IVR fails every file with "cannot
-    read …/N.ivr.flac: No such file". The configuration of this module's brief ([backends]
-    denoise = ivr = "fake", lid/stt/chat = "remote") cannot run a batch with those stages
-    on; the crash tests above therefore keep them off in the pipeline."""
+    """Fake denoise/IVR write the audio the next stage reads (derived_audio_path), so a
+    real backend after them — a remote LID here — reads a file that exists."""
     from cofid.app import open_app
     from cofid.config import parse_config
 
@@ -590,13 +580,9 @@ async def test_fake_denoise_and_ivr_feed_a_remote_lid(workers, tmp_path):
 
 
 async def test_restart_after_the_batch_completed_but_before_its_task_did(tmp_path):
-    """BUG (cofid/tasks.py TaskRegistry.recover): App._finish_batch commits the batch
-    Completed, then Service._run_task updates the task in a later transaction. A kill in
-    between leaves a running task on a Completed batch; recover() counts only unfinished
-    batches as resumable and marks this task failed "interrupted by a daemon restart",
-    although its batch completed: GetTask reports a failed upload whose results are all
-    there. Fix: in recover(), a batch/upload task whose batch row is Completed becomes
-    `completed` (result: what GetTask can rebuild, or {}), not failed."""
+    """App._finish_batch commits the batch Completed, then the task row follows in a
+    later transaction. A kill in between leaves a running task on a Completed batch; at
+    restart recover() marks it completed (its work is done), not failed."""
     from cofid.app import open_app
     from cofid.config import parse_config
     from cofid.tasks import RUNNING, TaskRegistry
