@@ -36,6 +36,24 @@ def _num(v) -> str:
     return "-" if v is None else f"{v:f}".rstrip("0").rstrip(".")
 
 
+def show_calls(url: str, manifest: dict) -> None:
+    """Every call: what the sample batch meant it to be, and what cofi found."""
+    engine = sa.create_engine(url)
+    fd, c = t.file_distribution, t.call
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(c.c.audioName, c.c.lang, c.c.audioDuration, c.c.status,
+                                      fd.c.ivrTrimOffset)
+                            .select_from(c.join(fd, sa.and_(fd.c.batchId == c.c.batchId,
+                                                            fd.c.file == c.c.audioName)))
+                            .order_by(c.c.audioName)).all()
+    engine.dispose()
+    print(f"\n  {'call':<32}{'expected':<10}{'language':<10}{'seconds':>8}  {'IVR trim':>8}  status")
+    for r in rows:
+        expected = (manifest.get(r.audioName) or {}).get("language", "?")
+        trim = f"{r.ivrTrimOffset:.2f} s" if r.ivrTrimOffset else "-"
+        print(f"  {r.audioName:<32}{expected:<10}{r.lang:<10}{r.audioDuration:>8.1f}  {trim:>8}  {r.status}")
+
+
 def show_call(url: str, audio_name: str) -> None:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -80,6 +98,7 @@ def main() -> int:
     if rc != 0:
         return rc
     calls = manifest.get("calls", manifest)
+    show_calls(cfg.database_url, {k: v for k, v in calls.items() if isinstance(v, dict)})
     english = next((n for n, m in calls.items() if isinstance(m, dict)
                     and m.get("language") == "en" and m.get("has_trade")), None)
     if english:
