@@ -18,7 +18,6 @@ import trio
 
 from cofid.backends.factory import build_gpus
 from cofid.config import Config
-from cofid.domain.model import Stage
 from cofid.domain.triaging import TriagingRule
 from cofid.engine.bus import EventBus
 from cofid.engine.gpus import GpuPool
@@ -244,13 +243,12 @@ async def _health_ticker(pool: GpuPool) -> None:
         pool.kick()
 
 
-def stage_env(cfg: Config, stages: tuple[Stage, ...] = ()) -> StageEnv:
+def stage_env(cfg: Config) -> StageEnv:
     return StageEnv(
         work_dir=str(cfg.work_dir),
         min_duration_s=cfg.stages.min_duration_s,
         allowed_languages=cfg.stages.allowed_languages,
         templates=dict(cfg.audit.prompts) or None,
-        stages=stages,
     )
 
 

@@ -41,7 +41,6 @@ class StageEnv:
     min_duration_s: float
     allowed_languages: tuple[str, ...]
     templates: dict[str, str] | None
-    stages: tuple[Stage, ...]
 
 
 @dataclass
