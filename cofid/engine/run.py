@@ -227,6 +227,8 @@ class Engine:
         ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,
                               payload=summary.get("request"), response=summary.get("response"),
                               gpu=gpu_name)
+        if "moved_from" in summary:
+            ev.metadata = {"moved_from": summary["moved_from"]}
         try:
             await self.writer.commit(ws.ops, [ev])
         except DatabaseUnavailable:
@@ -250,17 +252,43 @@ class Engine:
             t0 = time.monotonic()
             try:
                 result = await self._call(stage, f, gpu, ctx)
-            except BackendError:
-                gpu.record(False, time.monotonic() - t0)
+            except BackendError as exc:
+                await self._record(run, stage, gpu, False, time.monotonic() - t0, exc)
                 raise
             dt = time.monotonic() - t0
-            gpu.record(True, dt)
+            await self._record(run, stage, gpu, True, dt, None)
         ws, response = self._writes(stage, f, result, ctx)
         if gpu.name != f.gpu:
-            # gpuIp names the GPU that did the file's latest GPU stage.
+            # gpuIp names the GPU that did the file's latest GPU stage; when the file left
+            # an unhealthy GPU the result's event says where it came from.
+            previous = self.pool.by_name.get(f.gpu or "")
+            if previous is not None and not previous.healthy:
+                response = {**response, "moved_from": previous.name}
             ws.update("fileDistribution", "id", f.fd_id, gpuIp=gpu.name)
             f.gpu = gpu.name
         return (ws, response), gpu.name, int(dt * 1000)
+
+    async def _record(self, run: PlanRun, stage: Stage, gpu: Gpu, ok: bool, seconds: float,
+                      exc: BaseException | None) -> None:
+        """Feed the GPU's circuit breaker; a GPU going unhealthy or coming back is an event
+        (and a log line) an operator sees."""
+        was = gpu.healthy
+        gpu.record(ok, seconds)
+        if was == gpu.healthy:
+            return
+        if gpu.healthy:
+            msg = f"GPU {gpu.name} is healthy again"
+            log.warning(msg)
+            ev = Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.INFO,
+                       status=EventStatus.SUCCESS, gpu=gpu.name, metadata={"gpu_healthy": True})
+        else:
+            msg = (f"GPU {gpu.name} marked unhealthy after {gpu.breaker.consecutive_failures} "
+                   f"failures in a row ({exc}); its files go to healthy GPUs")
+            log.warning(msg)
+            ev = Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.ERROR,
+                       status=EventStatus.FAILED, gpu=gpu.name, error_message=msg,
+                       metadata={"gpu_healthy": False})
+        await self.writer.post([], [ev])
 
     async def _call(self, stage: Stage, f: FileState, gpu: Gpu, ctx) -> Any:
         b = gpu.backends

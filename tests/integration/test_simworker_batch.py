@@ -76,3 +76,30 @@ async def test_batch_completes_when_one_gpu_host_dies_mid_batch(tmp_path, sqlite
     # for files that finished after it died; the healthy ones did the rest.
     assert {"gpu-0", "gpu-2"} <= gpus_used
     assert sum(c.done for c in run.counters.values()) > 0
+
+
+async def test_a_dying_gpu_is_reported_in_events(tmp_path, sqlite_url):
+    batch = tmp_path / "batch"
+    write_calls(batch, 12)
+    async with trio.open_nursery() as nursery:
+        workers = [await nursery.start(serve_simworker, SimConfig(seed=i, time_scale=0.0))
+                   for i in range(2)]
+        await workers[1].die()
+        cfg = config(tmp_path, [w.url for w in workers], sqlite_url)
+        async with open_app(cfg) as app:
+            await app.run_batch(await app.prepare_batch(batch))
+        nursery.cancel_scope.cancel()
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as c:
+        errors = c.execute(sa.select(t.batch_execution_log.c.gpuIp, t.batch_execution_log.c.errorMessage)
+                           .where(t.batch_execution_log.c.eventType == "error",
+                                  t.batch_execution_log.c.fileName.is_(None))).all()
+        moved = c.execute(sa.select(sa.func.count()).select_from(t.batch_execution_log)
+                          .where(t.batch_execution_log.c.metadata.is_not(None),
+                                 sa.cast(t.batch_execution_log.c.metadata, sa.Text).like('%moved_from%gpu-1%'))).scalar()
+        status = c.execute(sa.select(t.batch_status.c.status)).scalar_one()
+    engine.dispose()
+    assert status == "Completed"
+    assert [g for g, _m in errors] == ["gpu-1"]
+    assert "GPU gpu-1 marked unhealthy after 2 failures in a row" in errors[0][1]
+    assert moved >= 1
