@@ -54,14 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     n, seed = str(a.files), str(a.seed)
     runs: dict[str, Any] = {}
     checks: dict[str, Any] = {}
-    for gpus, slots, target in (("4", "2", 1.02), ("8", "4", 1.05)):
+    # The makespan targets hold at given sizes (1.02 at 10,000 files on 4 × 2,
+    # 1.05 at 1,000 on 8 × 4): smaller batches have a relatively longer tail, so below
+    # that size the ratio is reported without a verdict.
+    for gpus, slots, target, at_files in (("4", "2", 1.02, 10_000), ("8", "4", 1.05, 1_000)):
         key = f"{gpus}x{slots}"
         common = ("--files", n, "--gpus", gpus, "--slots", slots, "--seed", seed)
         s = runs[f"schedule_{key}"] = _run("schedule", *common)
         b = runs[f"barrier_{key}"] = _run("barrier", *common)
         if "error" in s or "error" in b:
             continue
-        checks[f"schedule_{key}_ratio"] = _check(s["ratio"], target)
+        ratio = _check(s["ratio"], target)
+        if a.files < at_files:
+            ratio = {"value": s["ratio"], "target": target, "met": None,
+                     "note": f"the target applies at {at_files:,} files; run with --files {at_files}"}
+        checks[f"schedule_{key}_ratio"] = ratio
         checks[f"schedule_{key}_first_completion_s"] = _check(s["first_completion_s"], 60.0)
         checks[f"schedule_{key}_mean_vs_barrier"] = _check(
             round(s["mean_completion_s"] / b["mean_completion_s"], 4), 0.55)

@@ -83,6 +83,7 @@ def build_gpus(cfg: Config, *, clock: Callable[[], float]) -> list[Gpu]:
     import httpx
 
     from cofid.backends.remote import RemoteOptions, make_remote_backends
+    from cofid.backends.remote_audio import RemoteDenoise, RemoteIvr
 
     options = RemoteOptions(
         timeout_s=rc.timeout_s, connect_timeout_s=rc.connect_timeout_s, stt_model=rc.stt_model,
@@ -97,6 +98,9 @@ def build_gpus(cfg: Config, *, clock: Callable[[], float]) -> list[Gpu]:
         )
         opts = options if not g.api_key else _with_key(options, g.api_key)
         per_cap = {
+            # cofi's own contract (docs/gpu-audio-contract.md), on the GPU's main url
+            "denoise": RemoteDenoise(g.url, client, opts),
+            "ivr": RemoteIvr(g.url, client, opts, max_ivr_s=cfg.backends.cpu.max_ivr_s),
             "lid": make_remote_backends(g.lid_url or g.url, client, opts)["lid"],
             "stt": make_remote_backends(g.stt_url or g.url, client, opts)["stt"],
             "chat": make_remote_backends(g.chat_url or g.url, client, opts)["chat"],

@@ -3,7 +3,9 @@
 It serves what cofi's remote backends call — POST /v1/audio/transcriptions (verbose_json)
 and POST /v1/chat/completions (json_schema response_format) — plus GET /health and
 GET /v1/models, with realistic latency, a concurrency cap, and injected faults, so the
-engine can be exercised and benchmarked without GPUs.
+engine can be exercised and benchmarked without GPUs. It also serves cofi's own denoise and
+IVR contract (POST /v1/audio/denoise and /v1/audio/ivr, docs/gpu-audio-contract.md), in
+`cofid.testing.sim_audio`.
 
 Decisions:
 
@@ -44,6 +46,7 @@ import trio
 
 from cofid.backends.json_schema import SchemaViolation, example_instance, validate
 from cofid.domain.language import language_name, normalize_language
+from cofid.testing import sim_audio
 from cofid.testing.http_server import (
     DropConnection,
     HttpServer,
@@ -66,7 +69,13 @@ class Latency:
 
 
 def default_latency() -> dict[str, Latency]:
-    return {"lid": Latency(0.2), "stt": Latency(0.3, 0.03), "chat": Latency(1.5)}
+    return {
+        "lid": Latency(0.2),
+        "stt": Latency(0.3, 0.03),
+        "chat": Latency(1.5),
+        "denoise": Latency(0.2, 0.01),
+        "ivr": Latency(0.1, 0.002),
+    }
 
 
 @dataclass
@@ -215,7 +224,7 @@ class SimWorker:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.server = HttpServer(self.handle, host=config.host, port=config.port)
-        self.requests: Counter[str] = Counter()  # per endpoint: lid, stt, chat, health, models
+        self.requests: Counter[str] = Counter()  # lid, stt, chat, denoise, ivr, health, models
         self.faults: Counter[str] = Counter()  # fail, hang, drop, malformed
         self.active = 0
         self.max_active = 0
@@ -256,6 +265,10 @@ class SimWorker:
             return await self._transcribe(request)
         if route == ("POST", "/v1/chat/completions"):
             return await self._chat(request)
+        if route == ("POST", sim_audio.DENOISE_PATH):
+            return await sim_audio.denoise(self, request)
+        if route == ("POST", sim_audio.IVR_PATH):
+            return await sim_audio.ivr(self, request)
         return error_response(404, f"no route for {request.method} {request.path}")
 
     def _draw_fault(self) -> str | None:
@@ -280,7 +293,8 @@ class SimWorker:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
-            delay = self.config.latency[endpoint].seconds(audio_s, self.config.time_scale)
+            latency = self.config.latency.get(endpoint, Latency(0.0))
+            delay = latency.seconds(audio_s, self.config.time_scale)
             if delay > 0:
                 await trio.sleep(delay)
             if fault == "hang":
@@ -293,6 +307,17 @@ class SimWorker:
             raise _Fail
         if fault == "drop":
             raise DropConnection
+
+    async def run_job(self, endpoint: str, audio_s: float) -> tuple[str | None, Response | None]:
+        """Count a request, draw its fault and hold a slot for its compute time: (the fault,
+        the HTTP 500 to answer instead when the fault is "fail"). Raises DropConnection."""
+        self.requests[endpoint] += 1
+        fault = self._draw_fault()
+        try:
+            await self._work(endpoint, audio_s, fault)
+        except _Fail:
+            return fault, error_response(500, "simulated GPU failure", type_="server_error")
+        return fault, None
 
     async def _transcribe(self, request: Request) -> Response:
         try:
