@@ -197,7 +197,10 @@ def _store_audio(tmp: Path, output: Path, url: str) -> dict[str, Any]:
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)
     else:  # e.g. WAV for a .flac path: re-encode (mono PCM16, same rate), atomically
-        write_tail(tmp, output, 0.0, info.samplerate)
+        try:
+            write_tail(tmp, output, 0.0, info.samplerate)
+        except PermanentBackendError as exc:  # the reply is broken, not the call's audio
+            raise BackendError(f"{url}: the reply does not decode: {exc}") from exc
         summary["transcoded"] = True
     return summary
 
