@@ -19,7 +19,19 @@ async def settle(pilot) -> None:
     await pilot.pause(0.3)
     app._dirty = True
     app._refresh_if_dirty()
-    await pilot.pause()
+    await stable(pilot)
+
+
+async def stable(pilot, *, tries: int = 50) -> None:
+    """Wait until two renders 0.1 s apart are identical: on a loaded machine the last
+    messages and layout passes can land after any fixed pause."""
+    previous = None
+    for _ in range(tries):
+        await pilot.pause(0.1)
+        current = pilot.app.export_screenshot()
+        if current == previous:
+            return
+        previous = current
 
 
 def test_dashboard_80x24(snap_compare):
@@ -36,7 +48,7 @@ def test_event_detail(snap_compare):
         ev = next(e for e in pilot.app.model.events
                   if e.stage == "stt" and e.event_type == "file_complete")
         pilot.app.open_event(ev)
-        await pilot.pause(0.2)
+        await stable(pilot)
 
     assert snap_compare(make_app(), terminal_size=(100, 30), run_before=open_detail)
 
@@ -45,6 +57,6 @@ def test_batches_screen(snap_compare):
     async def open_batches(pilot):
         await settle(pilot)
         await pilot.press("b")
-        await pilot.pause(0.3)
+        await stable(pilot)
 
     assert snap_compare(make_app(), terminal_size=(100, 30), run_before=open_batches)

@@ -7,7 +7,10 @@ from textual.widgets import DataTable
 
 from tui.model import TITLES, EventRecord, format_time
 
-COLUMNS = ("time", "stage", "event", "file", "status", "gpu / message")
+# Fixed widths: auto-sized columns depended on when rows arrived (a loaded machine drew
+# the same events with other widths); the last column takes what is left.
+COLUMNS = (("time", 8), ("stage", 17), ("event", 14), ("file", 28), ("status", 10),
+           ("gpu / message", None))
 
 
 class EventTable(DataTable):
@@ -22,7 +25,8 @@ class EventTable(DataTable):
         self._shown: list[int] = []
 
     def on_mount(self) -> None:
-        self.add_columns(*COLUMNS)
+        for label, width in COLUMNS:
+            self.add_column(label, width=width)
 
     def show(self, events: list[EventRecord]) -> None:
         """Show `events` (oldest first) newest on top; unchanged lists cost nothing."""
