@@ -21,7 +21,8 @@ from cofid.config import Config
 from cofid.domain.triaging import TriagingRule
 from cofid.engine.bus import EventBus
 from cofid.engine.gpus import GpuPool
-from cofid.engine.run import Engine, PlanRun, RetryPolicy
+from cofid.engine.plan_run import PlanRun, RetryPolicy
+from cofid.engine.run import Engine
 from cofid.engine.writer import Writer
 from cofid.plans import batch as bp
 from cofid.stages.file_stages import StageEnv

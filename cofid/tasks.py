@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 import trio
 
-from cofid.engine.run import PlanRun
+from cofid.engine.plan_run import PlanRun
 from cofid.store import tables as t
 from cofid.store.db import Database
 

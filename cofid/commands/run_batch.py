@@ -13,7 +13,7 @@ import trio
 
 from cofid.app import open_app
 from cofid.config import Config
-from cofid.engine.run import PlanRun
+from cofid.engine.plan_run import PlanRun
 from cofid.plans.batch import BatchInputError
 from cofid.store import repo
 from cofid.store.db import DatabaseUnavailable, is_connection_error

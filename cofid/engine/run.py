@@ -16,17 +16,17 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from cofid.backends.base import BackendError, PermanentBackendError
-from cofid.domain.events import Event
-from cofid.domain.model import EventStatus, EventType, Stage, StageStatus
+from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
-from cofid.domain.pipeline import STATUS_COLUMN, FileState, needs_stage, overall_status
+from cofid.domain.pipeline import FileState, needs_stage
 from cofid.engine.gpus import Gpu, GpuPool
+from cofid.engine.plan_run import PlanRun, RetryPolicy
+from cofid.engine.reporting import StageReporting
 from cofid.engine.writer import Writer
 from cofid.stages import file_stages as fs
 from cofid.store.db import Database, DatabaseUnavailable
@@ -36,59 +36,7 @@ log = logging.getLogger("cofid.engine")
 PAGE = 500
 
 
-@dataclass
-class StageCounters:
-    total: int = 0
-    entered: int = 0
-    done: int = 0
-    failed: int = 0
-    skipped: int = 0
-    status: str = StageStatus.PENDING
-    started_at: float | None = None
-    finished_at: float | None = None
-
-    def rate_per_minute(self, now: float) -> float:
-        if self.started_at is None:
-            return 0.0
-        span = (self.finished_at or now) - self.started_at
-        return 60.0 * self.done / span if span > 0 else 0.0
-
-
-@dataclass
-class RetryPolicy:
-    attempts: int = 3
-    backoff_s: float = 1.0
-    max_backoff_s: float = 30.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return base * rng.uniform(0.5, 1.5)
-
-
-@dataclass
-class PlanRun:
-    """One plan's pass over its files."""
-
-    kind: str  # batch | upload | reaudit
-    batch_id: int  # 0 for a reaudit (its files may span batches)
-    stages: tuple[Stage, ...]
-    total_files: int
-    load_page: Callable[[int, int], Any]  # (after_fd_id, limit) -> awaitable list[FileState]
-    update_batch: bool = True
-    batch_statuses: dict[Stage, Any] = field(default_factory=dict)  # current batchStatus values
-    enabled: tuple[Stage, ...] = ()  # every stage of the batch plan (for the overall status)
-    counters: dict[Stage, StageCounters] = field(default_factory=dict)
-    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (audio, stage, reason)
-    draining: bool = False
-    started: float = field(default_factory=time.monotonic)
-    on_change: Callable[[], None] | None = None
-
-    def __post_init__(self) -> None:
-        for s in self.stages:
-            self.counters.setdefault(s, StageCounters(total=self.total_files))
-
-
-class Engine:
+class Engine(StageReporting):
     def __init__(
         self,
         *,
@@ -268,28 +216,6 @@ class Engine:
             f.gpu = gpu.name
         return (ws, response), gpu.name, int(dt * 1000)
 
-    async def _record(self, run: PlanRun, stage: Stage, gpu: Gpu, ok: bool, seconds: float,
-                      exc: BaseException | None) -> None:
-        """Feed the GPU's circuit breaker; a GPU going unhealthy or coming back is an event
-        (and a log line) an operator sees."""
-        was = gpu.healthy
-        gpu.record(ok, seconds)
-        if was == gpu.healthy:
-            return
-        if gpu.healthy:
-            msg = f"GPU {gpu.name} is healthy again"
-            log.warning(msg)
-            ev = Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.INFO,
-                       status=EventStatus.SUCCESS, gpu=gpu.name, metadata={"gpu_healthy": True})
-        else:
-            msg = (f"GPU {gpu.name} marked unhealthy after {gpu.breaker.consecutive_failures} "
-                   f"failures in a row ({exc}); its files go to healthy GPUs")
-            log.warning(msg)
-            ev = Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.ERROR,
-                       status=EventStatus.FAILED, gpu=gpu.name, error_message=msg,
-                       metadata={"gpu_healthy": False})
-        await self.writer.post([], [ev])
-
     async def _call(self, stage: Stage, f: FileState, gpu: Gpu, ctx) -> Any:
         b = gpu.backends
         if stage is Stage.DENOISE:
@@ -354,100 +280,6 @@ class Engine:
             ctx.no_trade_answers = not ctx.trades and carried["triaged"]
         return ctx
 
-    # ---- failures -------------------------------------------------------------------------
-
-    async def _fail(self, run: PlanRun, stage: Stage, f: FileState, exc: BaseException, attempt: int) -> None:
-        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackendError) else str(exc)
-        details = getattr(exc, "details", None) or {}
-        ws = WriteSet()
-        ws.update("fileDistribution", "id", f.fd_id, failedStage=stage.value, failureReason=reason[:2000])
-        ws.insert("processing_logs", {
-            "batch_id": f.batch_id, "call_id": f.call_id, "file_name": f.audio_name,
-            "stage_name": stage.value, "status": "failed", "attempt": attempt,
-            "error_message": reason[:4000], "details": details or None, "duration_ms": None,
-        })
-        ev = self._file_event(run, f, stage, EventType.ERROR, EventStatus.FAILED,
-                              response=details or None)
-        ev.error_message = reason
-        await self.writer.commit(ws.ops, [ev])
-        f.failed_stage = stage.value
-        run.counters[stage].failed += 1
-        run.failures.append((f.audio_name, stage.value, reason))
-        log.warning("%s failed for %s after %d attempt(s): %s", stage, f.audio_name, attempt, reason)
-        await self._progress(run, stage)
-
-    async def _log_retry(self, run, stage, f, exc, attempt) -> None:
-        await self.writer.post([fs_retry_op(f, stage, exc, attempt)], [])
-
-    # ---- stage status and events ------------------------------------------------------------
-
-    async def _enter(self, run: PlanRun, stage: Stage) -> None:
-        c = run.counters[stage]
-        c.entered += 1
-        if c.status != StageStatus.PENDING:
-            return
-        c.status = StageStatus.IN_PROGRESS
-        c.started_at = time.monotonic()
-        ws = WriteSet()
-        if run.update_batch and run.batch_statuses.get(stage) != StageStatus.COMPLETE:
-            run.batch_statuses[stage] = StageStatus.IN_PROGRESS
-            ws.update("batchStatus", "id", run.batch_id, **{STATUS_COLUMN[stage]: StageStatus.IN_PROGRESS})
-        ev = self._stage_event(run, stage, EventType.STAGE_START, EventStatus.PROCESSING)
-        await self.writer.commit(ws.ops, [ev])
-        self._changed(run)
-
-    async def _stage_finished(self, run: PlanRun, stage: Stage) -> None:
-        c = run.counters[stage]
-        if run.draining:
-            return
-        c.status = StageStatus.COMPLETE
-        c.finished_at = time.monotonic()
-        if c.started_at is None:
-            c.started_at = c.finished_at
-        if run.update_batch and run.batch_statuses.get(stage) == StageStatus.COMPLETE:
-            return  # completed before a restart: its status and event are already written
-        ws = WriteSet()
-        if run.update_batch:
-            run.batch_statuses[stage] = StageStatus.COMPLETE
-            status = overall_status(run.batch_statuses, run.enabled)
-            ws.update("batchStatus", "id", run.batch_id,
-                      **{STATUS_COLUMN[stage]: StageStatus.COMPLETE}, status=status)
-        ev = self._stage_event(run, stage, EventType.STAGE_COMPLETE, EventStatus.SUCCESS)
-        ev.metadata = {"done": c.done, "failed": c.failed, "skipped": c.skipped}
-        await self.writer.commit(ws.ops, [ev])
-        self._changed(run)
-
-    async def _progress(self, run: PlanRun, stage: Stage) -> None:
-        c = run.counters[stage]
-        self._changed(run)
-        processed = c.done + c.failed + c.skipped
-        now = time.monotonic()
-        last = getattr(c, "_last_progress", 0.0)
-        if processed % self.progress_every_files and now - last < self.progress_every_s:
-            return
-        c._last_progress = now  # type: ignore[attr-defined]
-        ev = self._stage_event(run, stage, EventType.STAGE_PROGRESS, EventStatus.PROCESSING)
-        ev.metadata = {"done": c.done, "failed": c.failed, "skipped": c.skipped}
-        await self.writer.post([], [ev])
-
-    def _changed(self, run: PlanRun) -> None:
-        if run.on_change is not None:
-            run.on_change()
-
-    def _stage_event(self, run: PlanRun, stage: Stage, etype: str, status: str) -> Event:
-        c = run.counters[stage]
-        return Event(
-            batch_id=run.batch_id, stage=stage.value, event_type=etype, status=status,
-            total_files=c.total, processed_files=c.done + c.failed + c.skipped,
-        )
-
-    def _file_event(self, run, f: FileState, stage: Stage, etype: str, status: str, *,
-                    payload=None, response=None, gpu=None) -> Event:
-        return Event(
-            batch_id=f.batch_id, stage=stage.value, event_type=etype, status=status,
-            file_name=f.audio_name, gpu=gpu or f.gpu, payload=payload, response=response,
-        )
-
 
 def _summary(result: Any) -> dict[str, Any]:
     if result is None:
@@ -458,15 +290,3 @@ def _summary(result: Any) -> dict[str, Any]:
         if v:
             out[key] = v
     return out
-
-
-def fs_retry_op(f: FileState, stage: Stage, exc: BaseException, attempt: int):
-    from cofid.domain.ops import Insert
-
-    return Insert("processing_logs", ({
-        "batch_id": f.batch_id, "call_id": f.call_id, "file_name": f.audio_name,
-        "stage_name": stage.value, "status": "retry", "attempt": attempt,
-        "error_message": str(exc)[:4000], "details": getattr(exc, "details", None) or None,
-        "duration_ms": None,
-    },))
-

@@ -28,7 +28,7 @@ from cofid.domain.events import Event
 from cofid.domain.model import FILE_STAGES, EventStatus, EventType, Stage, StageStatus
 from cofid.domain.pipeline import FLAG_STATUS_COLUMN, STATUS_COLUMN, overall_status
 from cofid.domain.triaging import CallWindow, TradeKey, TriagingRule, map_trades
-from cofid.engine.run import PlanRun
+from cofid.engine.plan_run import PlanRun
 from cofid.stages.file_stages import no_trade_answer_rows
 from cofid.store import repo
 from cofid.store import tables as t

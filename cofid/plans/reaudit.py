@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from cofid.domain.events import Event
 from cofid.domain.model import EventStatus, EventType
 from cofid.domain.reaudit import ReauditPlan, plan_reaudit, validate_audio_names
-from cofid.engine.run import PlanRun
+from cofid.engine.plan_run import PlanRun
 from cofid.store import repo
 from cofid.store import tables as t
 

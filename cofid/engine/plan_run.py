@@ -1,0 +1,64 @@
+"""A plan's pass over its files: what the engine tracks while it runs (counters per stage,
+failures, the retry policy), read by progress displays, GetTask and systemd STATUS."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cofid.domain.model import Stage, StageStatus
+
+
+@dataclass
+class StageCounters:
+    total: int = 0
+    entered: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    status: str = StageStatus.PENDING
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def rate_per_minute(self, now: float) -> float:
+        if self.started_at is None:
+            return 0.0
+        span = (self.finished_at or now) - self.started_at
+        return 60.0 * self.done / span if span > 0 else 0.0
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        return base * rng.uniform(0.5, 1.5)
+
+
+@dataclass
+class PlanRun:
+    """One plan's pass over its files."""
+
+    kind: str  # batch | upload | reaudit
+    batch_id: int  # 0 for a reaudit (its files may span batches)
+    stages: tuple[Stage, ...]
+    total_files: int
+    load_page: Callable[[int, int], Any]  # (after_fd_id, limit) -> awaitable list[FileState]
+    update_batch: bool = True
+    batch_statuses: dict[Stage, Any] = field(default_factory=dict)  # current batchStatus values
+    enabled: tuple[Stage, ...] = ()  # every stage of the batch plan (for the overall status)
+    counters: dict[Stage, StageCounters] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (audio, stage, reason)
+    draining: bool = False
+    started: float = field(default_factory=time.monotonic)
+    on_change: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        for s in self.stages:
+            self.counters.setdefault(s, StageCounters(total=self.total_files))
