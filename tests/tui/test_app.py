@@ -10,7 +10,7 @@ import json
 
 from tests.tui.fakes import FILES, NOW, SETTINGS, T0, FakeClient
 from tui.app import CofiApp
-from tui.config import DEFAULT_TCP, parse_args, resolve_target
+from tui.config import DEFAULT_TCP, parse_args
 from tui.screens.batches import BatchesScreen
 from tui.screens.errors import ErrorsScreen
 from tui.screens.event_detail import EventDetailScreen
@@ -145,17 +145,19 @@ def test_cards_keyboard_navigation_and_detail():
 def test_target_and_token_resolution(tmp_path, monkeypatch):
     tok = tmp_path / "tok"
     tok.write_text("s3cret\n")
-    s = parse_args(["--target", "h:1", "--token-file", str(tok)], env={"COFI_TARGET": "x:2",
-                                                                       "COFI_TOKEN": "env"})
+    tok.chmod(0o600)
+    monkeypatch.setenv("COFI_TARGET", "x:2")
+    monkeypatch.setenv("COFI_TOKEN", "env")
+    s = parse_args(["--target", "h:1", "--token-file", str(tok)])
     assert (s.target, s.token, s.batch_id) == ("h:1", "s3cret", None)
-    s = parse_args(["--batch", "7"], env={"COFI_TARGET": "x:2", "COFI_TOKEN": "env"})
+    s = parse_args(["--batch", "7"])
     assert (s.target, s.token, s.batch_id) == ("x:2", "env", 7)
-    assert resolve_target(None, {}, tmp_path / "missing.sock") == DEFAULT_TCP
-    sock = tmp_path / "cofid.sock"
-    sock.touch()
-    assert resolve_target(None, {}, sock) == f"unix:{sock}"
+    monkeypatch.delenv("COFI_TARGET")
+    monkeypatch.delenv("COFI_TOKEN")
+    monkeypatch.delenv("COFID_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no default token file
     monkeypatch.chdir(tmp_path)  # no var/cofid.sock here
-    assert parse_args([], env={}).target == DEFAULT_TCP
+    assert parse_args([]).target == DEFAULT_TCP
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "cofid.sock").touch()
-    assert parse_args([], env={}).target == "unix:var/cofid.sock"
+    assert parse_args([]).target == "unix:var/cofid.sock"
