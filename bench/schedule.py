@@ -88,17 +88,7 @@ class SimBackends(FakeBackends):
 
 
 def bench_config(data_dir: Path, *, file_start_events: bool = False) -> dict[str, Any]:
-    return {
-        "database": {"url": "sqlite://"},
-        "paths": {"data": str(data_dir)},
-        "backends": {"denoise": "fake", "ivr": "fake", "lid": "fake", "stt": "fake",
-                     "chat": "fake"},
-        "pipelines": {"batch": {"denoise": True, "ivr": True, "callmetadata": False,
-                                "trademetadata": False, "triaging": False, "llm1": True,
-                                "llm2": True}},
-        "stages": {"file_start_events": file_start_events},
-        "service": {"log_level": "WARNING"},
-    }
+    return w.fake_pipeline_config("sqlite://", data_dir, file_start_events=file_start_events)
 
 
 def write_placeholders(directory: Path, durs: list[float]) -> None:

@@ -83,18 +83,9 @@ def question_set(n: int) -> dict[str, Any]:
 
 
 def bench_config(db_url: str, data_dir: Path, answers: int, file_start_events: bool) -> dict:
-    return {
-        "database": {"url": db_url},
-        "paths": {"data": str(data_dir)},
-        "backends": {"denoise": "fake", "ivr": "fake", "lid": "fake", "stt": "fake",
-                     "chat": "fake"},
-        "pipelines": {"batch": {"denoise": True, "ivr": True, "callmetadata": False,
-                                "trademetadata": False, "triaging": False, "llm1": True,
-                                "llm2": True}},
-        "stages": {"file_start_events": file_start_events},
-        "audit": {"question_sets": [question_set(answers)]},
-        "service": {"log_level": "WARNING"},
-    }
+    cfg = w.fake_pipeline_config(db_url, data_dir, file_start_events=file_start_events)
+    cfg["audit"] = {"question_sets": [question_set(answers)]}
+    return cfg
 
 
 def vm_hwm_mb() -> float:

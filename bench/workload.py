@@ -77,3 +77,19 @@ def lower_bound_s(durs: list[float], total_slots: int) -> float:
 
 def total_work_s(durs: list[float]) -> float:
     return sum(chain_s(d) for d in durs)
+
+
+def fake_pipeline_config(db_url: str, data_dir, *, file_start_events: bool) -> dict:
+    """The batch plan on the fake backends with the stages the cost model has (denoise,
+    ivr, lid, stt, llm1, llm2) and no CSV stages, as schedule and throughput run it."""
+    return {
+        "database": {"url": db_url},
+        "paths": {"data": str(data_dir)},
+        "backends": {"denoise": "fake", "ivr": "fake", "lid": "fake", "stt": "fake",
+                     "chat": "fake"},
+        "pipelines": {"batch": {"denoise": True, "ivr": True, "callmetadata": False,
+                                "trademetadata": False, "triaging": False, "llm1": True,
+                                "llm2": True}},
+        "stages": {"file_start_events": file_start_events},
+        "service": {"log_level": "WARNING"},
+    }

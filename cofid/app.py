@@ -62,23 +62,32 @@ class App:
 
     # ---- the batch plan ----------------------------------------------------------------
 
-    async def prepare_batch(self, directory: Path, process_id: int | None = None,
-                            category_mapping_id: int | None = None) -> int:
-        """Steps 1–4 and 9 (idempotent): the batch row, distribution, CSVs, triaging.
-
-        Returns the batch id. A directory that already became a batch is resumed.
-        """
+    async def read_batch(self, directory: Path, process_id: int | None = None,
+                         category_mapping_id: int | None = None) -> bp.BatchInput:
+        """The directory checked and its CSVs parsed (in a thread); BatchInputError if it
+        cannot become a batch."""
         cfg = self.cfg
-        directory = directory.resolve()
-        bi = await trio.to_thread.run_sync(
+        return await trio.to_thread.run_sync(
             lambda: bp.read_batch_dir(
-                directory,
+                directory.resolve(),
                 default_zone=cfg.stages.default_zone,
                 process_id=process_id or cfg.audit.default_process_id,
                 category_mapping_id=category_mapping_id or cfg.audit.default_category_mapping_id,
                 known_sets=self.known_question_sets(),
             )
         )
+
+    async def prepare_batch(self, directory: Path, process_id: int | None = None,
+                            category_mapping_id: int | None = None, *,
+                            batch_input: bp.BatchInput | None = None) -> int:
+        """Steps 1–4 and 9 (idempotent): the batch row, distribution, CSVs, triaging.
+
+        Returns the batch id. A directory that already became a batch is resumed.
+        `batch_input` is the directory as read_batch read it, when the caller has it.
+        """
+        cfg = self.cfg
+        directory = directory.resolve()
+        bi = batch_input or await self.read_batch(directory, process_id, category_mapping_id)
         existing = await self.db.read(lambda c: repo.batch_by_source(c, str(directory)))
         if existing is None:
             pipeline = bp.batch_pipeline(cfg, bi)
@@ -90,7 +99,7 @@ class App:
                     pipeline=pipeline,
                 )
 
-            batch_id = await self._retry_unique(create)
+            batch_id = await self._retry_unique(lambda: self.db.write(create))
             log.info("batch %d created for %s (%d files)", batch_id, directory, len(bi.audio))
         else:
             batch_id = existing.id
@@ -116,12 +125,14 @@ class App:
     def _next_gpu(self) -> str:
         return self.pool.round_robin().name
 
-    async def _retry_unique(self, fn, attempts: int = 20):
+    async def _retry_unique(self, attempt, attempts: int = 20):
+        """Run `attempt()` (a transaction that takes the day's next batchNumber) again when
+        a concurrent one took the same number (the unique key refused it)."""
         import sqlalchemy as sa
 
         for i in range(attempts):
             try:
-                return await self.db.write(fn)
+                return await attempt()
             except sa.exc.IntegrityError:
                 if i == attempts - 1:
                     raise
@@ -135,8 +146,7 @@ class App:
         def step_and_status(conn):
             events = step(conn)
             row = repo.get_batch(conn, batch_id)
-            status = bp.overall(bp.statuses_of(row), bp.enabled_stages(row.pipeline or {}))
-            repo.update_batch(conn, batch_id, status=status)
+            repo.update_batch(conn, batch_id, status=bp.batch_state(row))
             return events
 
         await self.writer.run_step(step_and_status)
@@ -147,8 +157,6 @@ class App:
         its distribution, in ONE transaction with `also(conn, batch_id)` (the task row): a
         crash leaves the upload either fully registered or not at all. No CSVs, triaging,
         denoise or IVR (the seed's upload pipeline)."""
-        import sqlalchemy as sa
-
         self.question_set_for(process_id, category_mapping_id)
         pipeline = {"llm1": self.cfg.pipelines.upload.llm1, "llm2": self.cfg.pipelines.upload.llm2}
         bi = bp.BatchInput(stored[0].parent, list(stored), process_id, category_mapping_id)
@@ -165,15 +173,8 @@ class App:
             created[:] = [batch_id]
             return events
 
-        for attempt in range(20):
-            try:
-                await self.writer.run_step(step)
-                return created[0]
-            except sa.exc.IntegrityError:  # another upload took the number: take the next
-                if attempt == 19:
-                    raise
-                await trio.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")
+        await self._retry_unique(lambda: self.writer.run_step(step))
+        return created[0]
 
     def reserve_calls(self, req) -> None:
         """Claim a reaudit's calls, or raise CallsBusy naming those another task holds."""
@@ -219,7 +220,7 @@ class App:
 
         def finish(conn):
             row = repo.get_batch(conn, batch_id)
-            status = bp.overall(bp.statuses_of(row), bp.enabled_stages(row.pipeline or {}))
+            status = bp.batch_state(row)
             if row.completedAt is not None:
                 return []  # finished before (a resumed run of a completed batch)
             values: dict[str, Any] = {"status": status}

@@ -88,15 +88,20 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self, request, context: grpc.ServicerContext):
         try:
             return method(self, request, context)
-        except ApiError as e:
-            context.abort(e.code, e.message)
-        except Exception:  # noqa: BLE001 - the daemon logs bugs, the client gets INTERNAL
-            if context.code() is not None:  # already aborted
-                raise
-            log.exception("gRPC %s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}")
+        except Exception as e:  # noqa: BLE001
+            _abort(context, e, method.__name__)
 
     return wrapper
+
+
+def _abort(context: grpc.ServicerContext, e: Exception, name: str) -> None:
+    """ApiError → its status and message; anything else is a bug: logged, INTERNAL."""
+    if isinstance(e, ApiError):
+        context.abort(e.code, e.message)
+    if context.code() is not None:  # already aborted
+        raise e
+    log.exception("gRPC %s failed", name)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
 
 
 def rpc_stream(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,12 +111,7 @@ def rpc_stream(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self, request, context: grpc.ServicerContext):
         try:
             yield from method(self, request, context)
-        except ApiError as e:
-            context.abort(e.code, e.message)
-        except Exception:  # noqa: BLE001 - the daemon logs bugs, the client gets INTERNAL
-            if context.code() is not None:  # already aborted
-                raise
-            log.exception("gRPC %s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}")
+        except Exception as e:  # noqa: BLE001
+            _abort(context, e, method.__name__)
 
     return wrapper

@@ -103,18 +103,15 @@ class Service:
                     del self.starting_dirs[d]
 
     async def _batch_body(self, rec: TaskRecord, live: LiveTask, *, directory: str | None,
-                          batch_id: int | None, pid: int | None = None,
-                          cmid: int | None = None):
+                          batch_id: int | None, batch_input: bp.BatchInput | None = None):
         if batch_id is None or directory is not None:
-            batch_id = await self.app.prepare_batch(Path(directory), pid, cmid)
+            batch_id = await self.app.prepare_batch(Path(directory), batch_input=batch_input)
             await self.tasks.update(rec.id, batch_id=batch_id)
 
-        def on_change() -> None:
-            if live.run is None:
-                live.run = self.app.runs.get(batch_id)
+        def on_change(run) -> None:
+            live.run = run
 
-        run_task = self.app.run_batch(batch_id, on_change=on_change)
-        return await run_task
+        return await self.app.run_batch(batch_id, on_change=on_change)
 
     async def remove_orphan_uploads(self) -> list[str]:
         """An upload killed before its batch committed leaves its directory under the
@@ -173,7 +170,6 @@ class Service:
     # ---- StartBatch ------------------------------------------------------------------
 
     async def start_batch(self, directory: str, pid: int | None, cmid: int | None) -> pb.TaskRef:
-        cfg = self.cfg
         if directory in self.starting_dirs:
             tid = self.starting_dirs[directory]
             raise already_exists(f"{directory}: a batch for this directory is already queued "
@@ -184,16 +180,11 @@ class Service:
                                  f"(status Completed)")
         if existing is not None and existing.id in self.app.busy_batches:
             raise already_exists(f"{directory}: batch_id {existing.id} is running")
-        known = self.app.known_question_sets()
         try:
-            await trio.to_thread.run_sync(lambda: bp.read_batch_dir(
-                Path(directory), default_zone=cfg.stages.default_zone,
-                process_id=pid or cfg.audit.default_process_id,
-                category_mapping_id=cmid or cfg.audit.default_category_mapping_id,
-                known_sets=known))
+            batch_input = await self.app.read_batch(Path(directory), pid, cmid)
+        except bp.UnknownQuestionSet as e:
+            raise invalid(str(e)) from None
         except bp.BatchInputError as e:
-            if "no audit question set" in str(e):
-                raise invalid(str(e)) from None
             raise precondition(str(e)) from None
         if directory in self.starting_dirs:  # raced while reading the directory
             raise already_exists(f"{directory}: a batch for this directory is already queued "
@@ -203,7 +194,7 @@ class Service:
                                       batch_id=existing.id if existing is not None else None)
         self.starting_dirs[directory] = rec.id
         self._spawn(rec, lambda live: self._batch_body(rec, live, directory=directory,
-                                                        batch_id=None, pid=pid, cmid=cmid))
+                                                        batch_id=None, batch_input=batch_input))
         return pb.TaskRef(task_id=rec.id, state=rec.state, batch_id=rec.batch_id or 0)
 
     # ---- UploadAudit -----------------------------------------------------------------

@@ -73,25 +73,7 @@ async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
                 sys.stderr.write(f"batch {batch_id} progress:\n" + "\n".join(lines) + "\n")
             sys.stderr.flush()
 
-        holder: dict[str, PlanRun] = {}
-
-        def on_change() -> None:
-            if "run" in holder:
-                draw(holder["run"])
-
-        async def go():
-            return await app.run_batch(batch_id, on_change=on_change)
-
-        # run_batch creates the PlanRun; look it up to draw as it goes.
-        async with trio.open_nursery() as n:
-            async def watch_run():
-                while batch_id not in app.runs:
-                    await trio.sleep(0.01)
-                holder["run"] = app.runs[batch_id]
-
-            n.start_soon(watch_run)
-            run = await go()
-            n.cancel_scope.cancel()
+        run = await app.run_batch(batch_id, on_change=draw)
         if not as_json:
             draw(run, force=True)
         row = await app.db.read(lambda c: repo.get_batch(c, batch_id))

@@ -57,7 +57,7 @@ class PlanRun:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (audio, stage, reason)
     draining: bool = False
     started: float = field(default_factory=time.monotonic)
-    on_change: Callable[[], None] | None = None
+    on_change: Callable[[PlanRun], None] | None = None
 
     def __post_init__(self) -> None:
         for s in self.stages:

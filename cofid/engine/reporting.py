@@ -123,7 +123,7 @@ class StageReporting:
 
     def _changed(self, run: PlanRun) -> None:
         if run.on_change is not None:
-            run.on_change()
+            run.on_change(run)
 
     def _stage_event(self, run: PlanRun, stage: Stage, etype: str, status: str) -> Event:
         c = run.counters[stage]

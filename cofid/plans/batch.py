@@ -44,6 +44,10 @@ class BatchInputError(ValueError):
     """The directory cannot become a batch; the message says why."""
 
 
+class UnknownQuestionSet(BatchInputError):
+    """The batch asks for an audit question set the configuration does not have."""
+
+
 @dataclass
 class BatchInput:
     directory: Path
@@ -91,7 +95,7 @@ def read_batch_dir(directory: Path, *, default_zone: str, process_id: int,
     pid = manifest.get("process_id", process_id)
     cmid = manifest.get("category_mapping_id", category_mapping_id)
     if (pid, cmid) not in known_sets:
-        raise BatchInputError(
+        raise UnknownQuestionSet(
             f"{d}: no audit question set for process_id={pid}, category_mapping_id={cmid} "
             f"(configured: {', '.join(f'{a}/{b}' for a, b in sorted(known_sets))})"
         )
@@ -292,5 +296,6 @@ def today() -> date:
     return date.today()
 
 
-def overall(statuses, enabled) -> str:
-    return overall_status(statuses, enabled)
+def batch_state(row) -> str:
+    """batchStatus.status for a batchStatus row, from its stage columns and frozen plan."""
+    return overall_status(statuses_of(row), enabled_stages(row.pipeline or {}))

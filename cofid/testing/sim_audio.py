@@ -97,14 +97,22 @@ def _float_field(form: dict[str, FormPart], name: str, low: float, high: float):
     return value, None
 
 
-async def denoise(worker: SimWorker, request: Request) -> Response:
+def _audio_request(request: Request) -> tuple[dict[str, FormPart], FormPart, Any, Any] | Response:
+    """The multipart form, its file part, soundfile info and samples — or the 400."""
     form = _form(request)
     if isinstance(form, Response):
         return form
     audio = _audio(form)
     if isinstance(audio, Response):
         return audio
-    upload, info, samples = audio
+    return (form, *audio)
+
+
+async def denoise(worker: SimWorker, request: Request) -> Response:
+    parsed = _audio_request(request)
+    if isinstance(parsed, Response):
+        return parsed
+    form, upload, info, samples = parsed
     _, problem = _float_field(form, "strength", 0.0, 1.0)
     if problem is not None:
         return problem
@@ -129,13 +137,10 @@ async def denoise(worker: SimWorker, request: Request) -> Response:
 
 
 async def ivr(worker: SimWorker, request: Request) -> Response:
-    form = _form(request)
-    if isinstance(form, Response):
-        return form
-    audio = _audio(form)
-    if isinstance(audio, Response):
-        return audio
-    upload, info, _ = audio
+    parsed = _audio_request(request)
+    if isinstance(parsed, Response):
+        return parsed
+    form, upload, info, _ = parsed
     max_ivr_s, problem = _float_field(form, "max_ivr_s", 0.0, float("inf"))
     if problem is not None:
         return problem
