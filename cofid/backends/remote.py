@@ -1,52 +1,44 @@
-"""LID, STT and chat over OpenAI-compatible HTTP (vLLM, speaches, whisper.cpp, llama.cpp).
+"""LID and STT over OpenAI-compatible HTTP (`/v1/audio/transcriptions`, verbose_json:
+vLLM, speaches, whisper.cpp's server), normalized to one shape; `make_remote_backends`
+builds the three remote backends of one GPU host (chat: cofid.backends.remote_chat).
 
-One call is one HTTP request: retries and backoff belong to the engine. The one exception
-is documented on `RemoteStt`: a Hindi transcript that comes back in Urdu script is asked
-for again, once, with a Devanagari prompt.
-
-How failures map:
-
-- connection errors, dropped connections, timeouts, HTTP 5xx, 408 and 429, replies that
-  are not JSON or do not have the expected shape -> BackendError (worth a retry);
-- any other HTTP 4xx -> PermanentBackendError carrying the server's message (the request
-  itself is refused: undecodable audio, unknown model).
-
-Every request runs under an overall deadline of `timeout_s + connect_timeout_s`, on top of
-httpx's per-operation timeouts, so a server that trickles bytes cannot hold a slot.
+One call is one HTTP request (failure mapping: cofid.backends.remote_http). The one
+exception is documented on `RemoteStt`: a Hindi transcript that comes back in Urdu script
+is asked for again, once, with a Devanagari prompt.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import soundfile
 import trio
 
 from cofid.backends.base import (
     AudioRef,
     BackendError,
-    ChatRequest,
-    ChatResult,
     LidResult,
-    PermanentBackendError,
     Segment,
     SttResult,
 )
-from cofid.backends.json_schema import SchemaViolation, validate
+from cofid.backends.remote_chat import RemoteChat
+from cofid.backends.remote_http import (
+    Endpoint,
+    RemoteOptions,
+    Upload,
+    file_summary,
+    number,
+    read_upload,
+)
 from cofid.domain.language import label_language, normalize_language, script_counts
 from cofid.domain.segments import drop_hallucinations, is_placeholder_scores
 
+__all__ = ["DEFAULT_STT_OPTIONS", "RemoteChat", "RemoteLid", "RemoteOptions", "RemoteStt",
+           "make_remote_backends", "parse_verbose_json"]
+
 TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
-CHAT_PATH = "/v1/chat/completions"
 TEXT_SUMMARY_CHARS = 500
-REPLY_SUMMARY_CHARS = 2000
 
 # What Whisper is told for each call label when `stt_options` has no entry for it.
 # Hinglish is decoded as English: that keeps the transcript in Latin script (decoding it as
@@ -57,44 +49,7 @@ DEFAULT_STT_OPTIONS: dict[str, dict[str, str]] = {
     "hinglish": {"language": "en"},
 }
 
-_AUDIO_TYPES = {
-    ".wav": "audio/wav",
-    ".mp3": "audio/mpeg",
-    ".flac": "audio/flac",
-    ".ogg": "audio/ogg",
-    ".m4a": "audio/mp4",
-    ".webm": "audio/webm",
-}
-
-
-@dataclass(frozen=True)
-class RemoteOptions:
-    timeout_s: float = 120.0
-    connect_timeout_s: float = 5.0
-    stt_model: str = "whisper-1"
-    chat_model: str = "default"
-    lid_seconds: float = 30.0  # LID sends only the first N seconds
-    # per call label: {"language": "hi", "prompt": "..."}; see DEFAULT_STT_OPTIONS
-    stt_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    devanagari_prompt: str = "नमस्ते, यह एक फ़ोन कॉल है।"
-    no_speech_threshold: float = 0.6
-    logprob_threshold: float = -1.0
-    api_key: str | None = None  # sent as Authorization: Bearer
-    temperature: float = 0.0
-
-
 # -- response normalisation ----------------------------------------------------------------
-
-
-def _number(value: Any) -> float | None:
-    """A finite float from a JSON number or numeric string (vLLM sends duration as one)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _segment(raw: Any, duration: float) -> Segment:
@@ -113,10 +68,10 @@ def _segment(raw: Any, duration: float) -> Segment:
     text = raw.get("text")
     if not isinstance(text, str):
         raise BackendError("a transcription segment has no text", details={"segment": raw})
-    start = _number(raw.get("start")) or 0.0
-    end = _number(raw.get("end"))
-    avg_logprob = _number(raw.get("avg_logprob"))
-    no_speech_prob = _number(raw.get("no_speech_prob"))
+    start = number(raw.get("start")) or 0.0
+    end = number(raw.get("end"))
+    avg_logprob = number(raw.get("avg_logprob"))
+    no_speech_prob = number(raw.get("no_speech_prob"))
     if is_placeholder_scores(avg_logprob, no_speech_prob):
         avg_logprob = no_speech_prob = None  # vLLM's stand-ins are not measurements
     return Segment(
@@ -134,14 +89,14 @@ def _language_probabilities(body: Mapping[str, Any], language: str | None):
         raw = body.get(key)
         if isinstance(raw, Mapping):
             for name, value in raw.items():
-                code, number = normalize_language(str(name)), _number(value)
-                if code is not None and number is not None:
-                    probs[code] = probs.get(code, 0.0) + number
+                code, p = normalize_language(str(name)), number(value)
+                if code is not None and p is not None:
+                    probs[code] = probs.get(code, 0.0) + p
             break
     for key in ("detected_language_probability", "language_probability"):
-        number = _number(body.get(key))
-        if number is not None and language is not None and language not in probs:
-            probs[language] = number
+        p = number(body.get(key))
+        if p is not None and language is not None and language not in probs:
+            probs[language] = p
     return probs or None
 
 
@@ -165,7 +120,7 @@ def parse_verbose_json(
     if not isinstance(text, str):
         raise BackendError("transcription reply has no text", details={"reply": str(body)[:500]})
     language = normalize_language(body.get("language") or body.get("detected_language"))
-    duration = _number(body.get("duration"))
+    duration = number(body.get("duration"))
 
     raw_segments = body.get("segments")
     if raw_segments is not None and not isinstance(raw_segments, list):
@@ -178,142 +133,16 @@ def parse_verbose_json(
     return language, duration, segments, _language_probabilities(body, language)
 
 
-# -- HTTP ----------------------------------------------------------------------------------
-
-
-def _server_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "detail", "message"):
-            if body.get(key):
-                return str(body[key])[:500]
-    return str(body)[:500]
-
-
-class _Endpoint:
-    """One base URL and the request rules shared by the three backends."""
-
-    def __init__(self, base_url: str, client: httpx.AsyncClient, options: RemoteOptions) -> None:
-        base = base_url.rstrip("/")
-        self.base_url = base.removesuffix("/v1")  # accept ".../v1" as well as the host root
-        self.client = client
-        self.options = options
-        self.timeout = httpx.Timeout(options.timeout_s, connect=options.connect_timeout_s)
-        self.headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    async def post_json(self, path: str, **kwargs: Any) -> tuple[Any, int]:
-        """POST and decode a JSON reply; returns (body, byte length of the reply)."""
-        url = self.url(path)
-        deadline = self.options.timeout_s + self.options.connect_timeout_s
-        response = None
-        try:
-            with trio.move_on_after(deadline):
-                response = await self.client.post(
-                    url, headers=self.headers, timeout=self.timeout, **kwargs
-                )
-        except httpx.TimeoutException as exc:
-            raise BackendError(f"{url}: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise BackendError(f"{url}: {type(exc).__name__}: {exc}") from exc
-        if response is None:
-            raise BackendError(f"{url}: no reply within {deadline:g} s")
-
-        status = response.status_code
-        if status >= 400:
-            message = _server_message(response)
-            details: dict[str, Any] = {"status": status, "url": url, "reply": response.text[:2000]}
-            retry_after = _number(response.headers.get("retry-after"))
-            if retry_after is not None:
-                details["retry_after_s"] = retry_after
-            if 400 <= status < 500 and status not in (408, 429):
-                raise PermanentBackendError(f"{url}: HTTP {status}: {message}", details=details)
-            raise BackendError(f"{url}: HTTP {status}: {message}", details=details)
-        if status >= 300:
-            raise BackendError(f"{url}: unexpected HTTP {status}", details={"status": status})
-        try:
-            return response.json(), len(response.content)
-        except ValueError as exc:
-            raise BackendError(
-                f"{url}: reply is not JSON", details={"reply": response.text[:2000]}
-            ) from exc
-
-
-# -- audio ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Upload:
-    filename: str
-    data: bytes
-    content_type: str
-    source_duration_s: float | None  # None when soundfile cannot read the file
-    cut_s: float | None = None  # set when only the first seconds are sent
-
-
-def _upload_name(audio: AudioRef, suffix: str) -> str:
-    # Servers (and the simulator's manifest) see the call's audio name; the suffix is the
-    # format actually sent, because some servers pick a decoder from it.
-    return Path(audio.name).stem + suffix if audio.name else "audio" + suffix
-
-
-def _read_upload(audio: AudioRef, cut_s: float | None) -> _Upload:
-    try:
-        data = audio.path.read_bytes()
-    except OSError as exc:
-        raise PermanentBackendError(f"cannot read {audio.path}: {exc}") from exc
-    suffix = audio.path.suffix.lower() or ".wav"
-    full = _Upload(
-        filename=_upload_name(audio, suffix),
-        data=data,
-        content_type=_AUDIO_TYPES.get(suffix, "application/octet-stream"),
-        source_duration_s=None,
-    )
-    try:
-        info = soundfile.info(io.BytesIO(data))
-    except Exception:  # soundfile cannot read it: let the server decide  # noqa: BLE001
-        return full
-    if cut_s is None or info.duration <= cut_s:
-        return _Upload(full.filename, data, full.content_type, info.duration)
-    frames, rate = soundfile.read(io.BytesIO(data), frames=int(cut_s * info.samplerate))
-    buffer = io.BytesIO()
-    soundfile.write(buffer, frames, rate, format="WAV", subtype="PCM_16")
-    return _Upload(
-        filename=_upload_name(audio, ".wav"),
-        data=buffer.getvalue(),
-        content_type="audio/wav",
-        source_duration_s=info.duration,
-        cut_s=cut_s,
-    )
-
-
-def _file_summary(upload: _Upload) -> dict[str, Any]:
-    summary: dict[str, Any] = {"name": upload.filename, "size": len(upload.data)}
-    if upload.cut_s is not None:
-        summary["cut_s"] = upload.cut_s
-    if upload.source_duration_s is not None:
-        summary["source_duration_s"] = round(upload.source_duration_s, 3)
-    return summary
-
-
 def _text_of(segments: list[Segment]) -> str:
     return " ".join(s.text for s in segments if s.text)
 
 
 class _Transcriber:
     def __init__(self, base_url: str, client: httpx.AsyncClient, options: RemoteOptions) -> None:
-        self.endpoint = _Endpoint(base_url, client, options)
+        self.endpoint = Endpoint(base_url, client, options)
         self.options = options
 
-    async def _transcribe(self, upload: _Upload, params: dict[str, str]):
+    async def _transcribe(self, upload: Upload, params: dict[str, str]):
         form = {
             "model": self.options.stt_model,
             "response_format": "verbose_json",
@@ -335,7 +164,7 @@ class _Transcriber:
             "url": self.endpoint.url(TRANSCRIPTIONS_PATH),
             "model": self.options.stt_model,
             "params": {k: v for k, v in form.items() if k != "model"},
-            "file": _file_summary(upload),
+            "file": file_summary(upload),
         }
         response = {
             "language": language,
@@ -356,7 +185,7 @@ class RemoteLid(_Transcriber):
     `duration_s` is the whole file's (read locally when soundfile can, else the server's)."""
 
     async def identify(self, audio: AudioRef) -> LidResult:
-        upload = await trio.to_thread.run_sync(_read_upload, audio, self.options.lid_seconds)
+        upload = await trio.to_thread.run_sync(read_upload, audio, self.options.lid_seconds)
         language, duration, kept, probs, request, response = await self._transcribe(upload, {})
         label, confidence = label_language(language, probs, _text_of(kept))
         response.update(label=label, confidence=round(confidence, 4))
@@ -382,7 +211,7 @@ class RemoteStt(_Transcriber):
         params = dict(
             self.options.stt_options.get(language) or DEFAULT_STT_OPTIONS.get(language, {})
         )
-        upload = await trio.to_thread.run_sync(_read_upload, audio, None)
+        upload = await trio.to_thread.run_sync(read_upload, audio, None)
         detected, duration, kept, _, request, response = await self._transcribe(upload, params)
 
         if normalize_language(params.get("language")) == "hi":
@@ -405,94 +234,6 @@ class RemoteStt(_Transcriber):
             request=request,
             response=response,
         )
-
-
-# -- chat ----------------------------------------------------------------------------------
-
-
-def _strip_code_fence(content: str) -> str:
-    # Some servers (Ollama, llama.cpp without grammar) wrap JSON in a ```json fence.
-    text = content.strip()
-    if text.startswith("```") and text.endswith("```"):
-        text = text[3:-3]
-        first_line, _, rest = text.partition("\n")
-        text = rest if first_line.strip().isalpha() or not first_line.strip() else text
-    return text.strip()
-
-
-class RemoteChat:
-    """Structured chat: the reply must be JSON matching the request's schema."""
-
-    def __init__(self, base_url: str, client: httpx.AsyncClient, options: RemoteOptions) -> None:
-        self.endpoint = _Endpoint(base_url, client, options)
-        self.options = options
-
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        payload = {
-            "model": self.options.chat_model,
-            "messages": [
-                {"role": "system", "content": request.system},
-                {"role": "user", "content": request.user},
-            ],
-            "temperature": self.options.temperature,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.schema_name,
-                    "schema": request.schema,
-                    "strict": True,
-                },
-            },
-        }
-        summary = {
-            "url": self.endpoint.url(CHAT_PATH),
-            "model": self.options.chat_model,
-            "purpose": request.purpose,
-            "schema_name": request.schema_name,
-            "system_chars": len(request.system),
-            "user_chars": len(request.user),
-        }
-        body, _ = await self.endpoint.post_json(CHAT_PATH, json=payload)
-        content, finish_reason = _first_choice(body)
-        reply = content[:REPLY_SUMMARY_CHARS]
-        details: dict[str, Any] = {"reply": reply, "finish_reason": finish_reason}
-        if finish_reason == "length":
-            raise BackendError("the reply was cut off at the token limit", details=details)
-        try:
-            data = json.loads(_strip_code_fence(content))
-        except ValueError as exc:
-            raise BackendError(f"the reply is not JSON: {exc}", details=details) from exc
-        if not isinstance(data, dict):
-            raise BackendError("the reply is not a JSON object", details=details)
-        try:
-            validate(data, request.schema)
-        except SchemaViolation as exc:
-            details["violation"] = str(exc)
-            raise BackendError(f"the reply breaks the schema: {exc}", details=details) from exc
-        response = {
-            "model": body.get("model"),
-            "content": reply,
-            "finish_reason": finish_reason,
-            "usage": body.get("usage") if isinstance(body.get("usage"), Mapping) else None,
-        }
-        return ChatResult(data=data, request=summary, response=response)
-
-
-def _first_choice(body: Any) -> tuple[str, str | None]:
-    try:
-        choice = body["choices"][0]
-        message = choice["message"]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise BackendError(
-            "chat reply has no choices[0].message", details={"reply": str(body)[:2000]}
-        ) from exc
-    content = message.get("content") if isinstance(message, Mapping) else None
-    if not isinstance(content, str):
-        refusal = message.get("refusal") if isinstance(message, Mapping) else None
-        raise BackendError(
-            "chat reply has no content", details={"reply": str(message)[:2000], "refusal": refusal}
-        )
-    return content, choice.get("finish_reason") if isinstance(choice, Mapping) else None
 
 
 def make_remote_backends(

@@ -37,13 +37,13 @@ from cofid.backends.base import (
     PermanentBackendError,
 )
 from cofid.backends.cpu.audio import WHISPER_SR, audio_duration, write_tail, write_wav
-from cofid.backends.remote import (
+from cofid.backends.remote_http import (
+    Endpoint,
     RemoteOptions,
-    _Endpoint,
-    _file_summary,
-    _number,
-    _read_upload,
-    _server_message,
+    file_summary,
+    number,
+    read_upload,
+    server_message,
 )
 
 DENOISE_PATH = "/v1/audio/denoise"
@@ -64,9 +64,9 @@ def _fail_on_status(response: httpx.Response, url: str) -> None:
         return
     if status < 400:
         raise BackendError(f"{url}: unexpected HTTP {status}", details={"status": status})
-    message = _server_message(response)
+    message = server_message(response)
     details: dict[str, Any] = {"status": status, "url": url, "reply": response.text[:2000]}
-    retry_after = _number(response.headers.get("retry-after"))
+    retry_after = number(response.headers.get("retry-after"))
     if retry_after is not None:
         details["retry_after_s"] = retry_after
     if status < 500 and status not in (408, 429):
@@ -91,19 +91,19 @@ class RemoteDenoise:
     ) -> None:
         if strength is not None and not 0.0 <= strength <= 1.0:
             raise ValueError(f"denoise strength must be within 0..1, got {strength}")
-        self.endpoint = _Endpoint(base_url, client, options)
+        self.endpoint = Endpoint(base_url, client, options)
         self.options = options
         self.strength = strength
 
     async def denoise(self, audio: AudioRef, output: Path) -> DenoiseResult:
         output = Path(output)
-        upload = await trio.to_thread.run_sync(_read_upload, audio, None)
+        upload = await trio.to_thread.run_sync(read_upload, audio, None)
         wanted = "wav" if output.suffix.lower() == ".wav" else "flac"
         form = {"format": wanted}
         if self.strength is not None:
             form["strength"] = str(self.strength)
         url = self.endpoint.url(DENOISE_PATH)
-        request = {"url": url, "params": dict(form), "file": _file_summary(upload)}
+        request = {"url": url, "params": dict(form), "file": file_summary(upload)}
 
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
@@ -119,7 +119,7 @@ class RemoteDenoise:
         finally:
             tmp.unlink(missing_ok=True)
 
-        reduction = _number(headers.get(NOISE_REDUCTION_HEADER))
+        reduction = number(headers.get(NOISE_REDUCTION_HEADER))
         reduction = None if reduction is None else round(reduction, 2)
         response = {
             "noise_reduction_db": reduction,
@@ -211,7 +211,7 @@ def _store_audio(tmp: Path, output: Path, url: str) -> dict[str, Any]:
 def _parse_ivr_reply(body: Any) -> tuple[float, bool, list[Any]]:
     if not isinstance(body, Mapping):
         raise BackendError("IVR reply is not a JSON object", details={"reply": str(body)[:2000]})
-    offset = _number(body.get("trim_offset_s"))
+    offset = number(body.get("trim_offset_s"))
     if offset is None or offset < 0.0:
         raise BackendError(
             "IVR reply has no trim_offset_s >= 0", details={"reply": str(body)[:2000]}
@@ -236,18 +236,18 @@ class RemoteIvr:
         *,
         max_ivr_s: float | None = None,
     ) -> None:
-        self.endpoint = _Endpoint(base_url, client, options)
+        self.endpoint = Endpoint(base_url, client, options)
         self.options = options
         self.max_ivr_s = max_ivr_s
 
     async def trim(self, audio: AudioRef, output: Path) -> IvrResult:
         output = Path(output)
-        upload = await trio.to_thread.run_sync(_read_upload, audio, None)
+        upload = await trio.to_thread.run_sync(read_upload, audio, None)
         form = {} if self.max_ivr_s is None else {"max_ivr_s": str(self.max_ivr_s)}
         request = {
             "url": self.endpoint.url(IVR_PATH),
             "params": dict(form),
-            "file": _file_summary(upload),
+            "file": file_summary(upload),
         }
         body, _ = await self.endpoint.post_json(
             IVR_PATH, data=form, files={"file": (upload.filename, upload.data, upload.content_type)}
