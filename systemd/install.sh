@@ -15,8 +15,14 @@
 # install without faster-whisper), COFI_PREFIX (default /opt/cofi).
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX="${COFI_PREFIX:-/opt/cofi}"
+die() { printf 'install-service: %s\n' "$*" >&2; exit 1; }
+# Refuse first: without root nothing else is worth resolving.
+if [ "$(id -u)" != 0 ]; then
+  die "must run as root: it creates the cofi user and writes $PREFIX, /etc and /usr/lib (try: sudo make install-service)"
+fi
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$PREFIX/venv"
 PYTHON="${PYTHON:-python3}"
 EXTRAS="${COFI_EXTRAS-cpu}"
@@ -24,11 +30,6 @@ UNIT=/etc/systemd/system/cofid.service
 CONF_DIR=/etc/cofi
 
 say() { printf 'install-service: %s\n' "$*"; }
-die() { printf 'install-service: %s\n' "$*" >&2; exit 1; }
-
-if [ "$(id -u)" != 0 ]; then
-  die "must run as root: it creates the cofi user and writes $PREFIX, /etc and /usr/lib (try: sudo make install-service)"
-fi
 for tool in systemd-sysusers systemd-tmpfiles; do
   command -v "$tool" >/dev/null || die "$tool not found: this host has no systemd (Debian: apt-get install systemd)"
 done

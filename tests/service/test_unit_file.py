@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -146,14 +147,26 @@ def test_install_script_refuses_without_root(tmp_path):
     script = SYSTEMD / "install.sh"
     r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    cmd = ["bash", str(script)]
-    if os.geteuid() == 0:
-        cmd = [tool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    env = dict(os.environ, COFI_PREFIX=str(tmp_path / "opt"))
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env, cwd=tmp_path)
-    assert r.returncode == 1
-    assert "must run as root" in r.stderr and "sudo make install-service" in r.stderr
-    assert not (tmp_path / "opt").exists()
+    # The unprivileged user must be able to read the script wherever the checkout lives
+    # (a clone in a 0700 temp directory is not readable by nobody): run a copy from a
+    # world-readable directory.
+    readable = Path(tempfile.mkdtemp(prefix="cofi-install-"))
+    try:
+        readable.chmod(0o755)
+        copy = readable / "install.sh"
+        shutil.copyfile(script, copy)
+        copy.chmod(0o755)
+        cmd = ["bash", str(copy)]
+        if os.geteuid() == 0:
+            cmd = [tool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        prefix = readable / "opt"
+        env = dict(os.environ, COFI_PREFIX=str(prefix))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env, cwd=readable)
+        assert r.returncode == 1
+        assert "must run as root" in r.stderr and "sudo make install-service" in r.stderr
+        assert not prefix.exists()
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
 
 
 def test_install_script_installs_what_the_unit_runs():
