@@ -12,6 +12,10 @@ five monitoring queries.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.compiler import compiles
@@ -360,3 +364,70 @@ for _table in metadata.tables.values():
     _table.dialect_kwargs["mysql_collate"] = "utf8mb4_bin"
 
 TABLES_BY_NAME = dict(metadata.tables)
+
+
+# ---- the one map between the seed's names and the names the rest of cofid uses --------
+#
+# Outside cofid/store/ nothing spells a seed name: code above the store speaks of tables
+# and columns by their snake_case *field names* ("file_distribution", "call_id",
+# "stt_done"), and the store translates with the functions below. The field name of a
+# seed name is derived mechanically (camelCase -> snake_case), so the map cannot drift
+# from the definitions above; a duplicate would fail at import.
+
+
+def field_name(seed_name: str) -> str:
+    """'callId' -> 'call_id', 'llm1Done' -> 'llm1_done', 'batchExecutionLog' ->
+    'batch_execution_log'; a name already in snake_case is its own field name."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", seed_name).lower()
+
+
+def _field_maps() -> tuple[dict[str, sa.Table], dict[str, dict[str, str]]]:
+    tables: dict[str, sa.Table] = {}
+    columns: dict[str, dict[str, str]] = {}
+    for tbl in metadata.tables.values():
+        key = field_name(tbl.name)
+        if key in tables:
+            raise AssertionError(f"two tables share the field name {key!r}")
+        tables[key] = tbl
+        cols: dict[str, str] = {}
+        for col in tbl.columns:
+            f = field_name(col.name)
+            if f in cols:
+                raise AssertionError(f"{tbl.name}: two columns share the field name {f!r}")
+            cols[f] = col.name
+        columns[key] = cols
+    return tables, columns
+
+
+TABLE_BY_FIELD, _COLUMN_BY_FIELD = _field_maps()
+
+
+def table_of(table_field: str) -> sa.Table:
+    """The table a field name ('transcript', 'file_distribution') stands for."""
+    try:
+        return TABLE_BY_FIELD[table_field]
+    except KeyError:
+        raise KeyError(f"no table has the field name {table_field!r}") from None
+
+
+def column_of(table_field: str, field: str) -> sa.Column:
+    """The column of `table_field` whose field name is `field`."""
+    try:
+        return table_of(table_field).c[_COLUMN_BY_FIELD[table_field][field]]
+    except KeyError:
+        raise KeyError(f"{table_field} has no column with the field name {field!r}") from None
+
+
+def to_columns(table_field: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Field names -> seed column names, for an INSERT or UPDATE of `table_field`."""
+    names = _COLUMN_BY_FIELD[table_field]
+    try:
+        return {names[k]: v for k, v in values.items()}
+    except KeyError as e:
+        raise KeyError(f"{table_field} has no column with the field name {e.args[0]!r}") from None
+
+
+def to_fields(row: Mapping[str, Any] | sa.Row[Any]) -> dict[str, Any]:
+    """A result row (seed column names) as a dict keyed by field names."""
+    mapping = row._mapping if isinstance(row, sa.Row) else row
+    return {field_name(str(k)): v for k, v in mapping.items()}
