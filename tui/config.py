@@ -1,5 +1,5 @@
 """Where `cofi-tui` connects and with which token: exactly as cofictl resolves them
-(cofid.ctl_connect) — --target, then $COFI_TARGET, then the daemon's configuration (its
+(cofid.ctl.connect) — --target, then $COFI_TARGET, then the daemon's configuration (its
 unix socket when it exists, else its TCP address); the token from --token-file, then
 $COFI_TOKEN, then ~/.config/cofi/token; none for auth-disabled daemons."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from cofid.ctl_connect import CtlError, resolve_target, resolve_token
+from cofid.ctl.connect import CtlError, resolve_target, resolve_token
 
 DEFAULT_TCP = "127.0.0.1:50051"
 

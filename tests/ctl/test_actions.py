@@ -12,8 +12,8 @@ import time
 import sqlalchemy as sa
 import trio
 
-from cofid.ctl_commands import export
-from cofid.ctl_connect import Connection
+from cofid.ctl.commands import export
+from cofid.ctl.connect import Connection
 from cofid.store import tables as t
 from cofid.testing.batches import write_fixture_batch
 from protos.cofi.v1 import cofi_pb2 as pb

@@ -11,12 +11,14 @@ below the cursor are dropped as a second guard.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import grpc
 
-from cofid import ctl_output as out
-from cofid.ctl_connect import EXIT_OK, EXIT_UNREACHABLE, Connection, CtlError
+from cofid.ctl import output as out
+from cofid.ctl.commands import MakeParser, SubParsers
+from cofid.ctl.connect import EXIT_OK, EXIT_UNREACHABLE, Connection, CtlError
 from protos.cofi.v1 import cofi_pb2 as pb
 
 RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -37,7 +39,7 @@ def event_line(e: pb.Event) -> str:
     return " ".join(parts) + (" " + tail if tail else "")
 
 
-def cmd_watch(conn: Connection, args) -> int:
+def cmd_watch(conn: Connection, args: argparse.Namespace) -> int:
     stages = [s.strip() for x in args.stage or [] for s in x.split(",") if s.strip()]
     cursor: int | None = args.from_event_id
     printed = 0
@@ -101,7 +103,7 @@ def cmd_watch(conn: Connection, args) -> int:
         return EXIT_OK
 
 
-def register(sub, common, make) -> None:
+def register(sub: SubParsers, common: argparse.ArgumentParser, make: MakeParser) -> None:
     p = make(sub, "watch", "live tail of the event stream (survives daemon restarts)",
              """examples:
   cofictl watch

@@ -12,18 +12,21 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
 
-def stdout():
+
+def stdout() -> TextIO:
     return sys.stdout
 
 
-def stderr():
+def stderr() -> TextIO:
     return sys.stderr
 
 
@@ -73,7 +76,7 @@ def print_json(doc: Any) -> None:
     stdout().flush()
 
 
-def print_jsonl(doc: Any, file=None) -> None:
+def print_jsonl(doc: Any, file: TextIO | None = None) -> None:
     f = file or stdout()
     f.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
     f.flush()
@@ -90,7 +93,7 @@ def cell(v: Any) -> str:
     return str(v).replace("\n", " ")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, file=None,
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, file: TextIO | None = None,
           max_width: int = 80) -> None:
     """A plain table: upper-case headers, columns two spaces apart, cells cut at
     max_width characters (numbers right-aligned)."""
@@ -120,7 +123,7 @@ def _is_num(s: str) -> bool:
     return True
 
 
-def fields(pairs: Sequence[tuple[str, Any]], *, file=None) -> None:
+def fields(pairs: Sequence[tuple[str, Any]], *, file: TextIO | None = None) -> None:
     """`key: value` lines, keys aligned."""
     f = file or stdout()
     w = max(len(k) for k, _ in pairs)
@@ -148,10 +151,10 @@ class Progress:
         self.tty = enabled and sys.stderr.isatty()
         self.enabled = enabled
         self.every_s = every_s
-        self._rich = None
+        self._rich: RichProgress | None = None
         self._tasks: dict[str, Any] = {}
         self._last_line: dict[str, float] = {}
-        self._state: dict[str, tuple] = {}
+        self._state: dict[str, tuple[float, float, str]] = {}
 
     def __enter__(self) -> Progress:
         if self.tty:
@@ -166,7 +169,7 @@ class Progress:
             self._rich.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._rich is not None:
             self._rich.stop()
 

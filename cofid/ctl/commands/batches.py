@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from datetime import date
 
-from cofid import ctl_output as out
-from cofid.ctl_connect import EXIT_OK, EXIT_USAGE, Connection, CtlError
+from cofid.ctl import output as out
+from cofid.ctl.commands import MakeParser, SubParsers
+from cofid.ctl.connect import EXIT_OK, EXIT_USAGE, Connection, CtlError
 from protos.cofi.v1 import cofi_pb2 as pb
 
 
@@ -40,7 +42,7 @@ def iter_batches(conn: Connection, date_from: str | None, date_to: str | None,
             return
 
 
-def cmd_batches(conn: Connection, args) -> int:
+def cmd_batches(conn: Connection, args: argparse.Namespace) -> int:
     if args.date and args.since:
         raise CtlError("--date and --since exclude each other", EXIT_USAGE)
     d = _date(args.date, "--date") if args.date else None
@@ -55,7 +57,7 @@ def cmd_batches(conn: Connection, args) -> int:
     return EXIT_OK
 
 
-def cmd_batch(conn: Connection, args) -> int:
+def cmd_batch(conn: Connection, args: argparse.Namespace) -> int:
     b = conn.call("GetBatch", pb.GetBatchRequest(batch_id=args.batch_id))
     if args.json:
         out.print_json(out.to_dict(b))
@@ -78,7 +80,7 @@ def cmd_batch(conn: Connection, args) -> int:
     return EXIT_OK
 
 
-def cmd_call(conn: Connection, args) -> int:
+def cmd_call(conn: Connection, args: argparse.Namespace) -> int:
     c = conn.call("GetCall", pb.GetCallRequest(audio_name=args.audio, batch_id=args.batch))
     if args.json:
         out.print_json(out.to_dict(c))
@@ -111,7 +113,7 @@ def cmd_call(conn: Connection, args) -> int:
     return EXIT_OK
 
 
-def register(sub, common, make) -> None:
+def register(sub: SubParsers, common: argparse.ArgumentParser, make: MakeParser) -> None:
     p = make(sub, "batches", "list batches, newest first",
              """examples:
   cofictl batches

@@ -6,15 +6,17 @@ from disk a chunk at a time, so memory stays flat whatever the file sizes.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cofid import ctl_output as out
-from cofid.ctl_commands.tasks import add_wait, finish
-from cofid.ctl_connect import EXIT_USAGE, Connection, CtlError
+from cofid.ctl import output as out
+from cofid.ctl.commands import MakeParser, SubParsers
+from cofid.ctl.commands.tasks import add_wait, finish
+from cofid.ctl.connect import EXIT_USAGE, Connection, CtlError
 from protos.cofi.v1 import cofi_pb2 as pb
 
 CHUNK = 1024 * 1024  # the contract's maximum
@@ -29,7 +31,7 @@ def sha256_of(path: Path) -> str:
 
 
 def messages(paths: list[Path], header: pb.UploadHeader, sent: list[int],
-             on_progress) -> Iterator[pb.UploadRequest]:
+             on_progress: Callable[[], None]) -> Iterator[pb.UploadRequest]:
     yield pb.UploadRequest(header=header)
     for i, path in enumerate(paths):
         offset = 0
@@ -42,7 +44,7 @@ def messages(paths: list[Path], header: pb.UploadHeader, sent: list[int],
                 on_progress()
 
 
-def cmd_upload(conn: Connection, args) -> int:
+def cmd_upload(conn: Connection, args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files]
     for p in paths:
         if not p.is_file():
@@ -75,7 +77,7 @@ def cmd_upload(conn: Connection, args) -> int:
     return finish(conn, args, out.to_dict(reply), reply.task_id, lead)
 
 
-def register(sub, common, make) -> None:
+def register(sub: SubParsers, common: argparse.ArgumentParser, make: MakeParser) -> None:
     p = make(sub, "upload", "upload recordings and audit them as a new batch",
              """examples:
   cofictl upload calls/*.wav --process-id 1 --category-mapping-id 1

@@ -18,15 +18,18 @@ error the partial file is removed.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from cofid import ctl_output as out
-from cofid.ctl_connect import EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, Connection, CtlError
+from cofid.ctl import output as out
+from cofid.ctl.commands import MakeParser, SubParsers
+from cofid.ctl.connect import EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, Connection, CtlError
 from protos.cofi.v1 import cofi_pb2 as pb
 
 COLUMNS = {
@@ -40,7 +43,7 @@ COLUMNS = {
 PAGE_SIZE = 100
 
 
-def rows_of(c: pb.Call, what: str) -> Iterator[dict]:
+def rows_of(c: pb.Call, what: str) -> Iterator[dict[str, Any]]:
     base = {"batch_id": c.batch_id, "call_id": c.call_id, "audio_name": c.audio_name}
     if what == "answers":
         for a in c.audit_answers:
@@ -76,7 +79,7 @@ def iter_calls(conn: Connection, batch_id: int) -> Iterator[list[pb.Call]]:
             return
 
 
-def cmd_export(conn: Connection, args) -> int:
+def cmd_export(conn: Connection, args: argparse.Namespace) -> int:
     batch = conn.call("GetBatch", pb.GetBatchRequest(batch_id=args.batch))
     expected = sum(batch.call_status_counts.values())
     completed = batch.summary.status == "Completed"
@@ -116,7 +119,7 @@ def cmd_export(conn: Connection, args) -> int:
                         f"{exported} calls, {rows} rows", final=True)
         ok = exported == expected or not completed
     finally:
-        if tmp is not None:
+        if tmp is not None and target is not None:  # tmp exists only beside a target
             f.close()
             if ok:
                 os.replace(tmp, target)
@@ -132,7 +135,7 @@ def cmd_export(conn: Connection, args) -> int:
     return EXIT_OK
 
 
-def register(sub, common, make) -> None:
+def register(sub: SubParsers, common: argparse.ArgumentParser, make: MakeParser) -> None:
     p = make(sub, "export", "a batch's answers, transcripts or trades as CSV or JSON lines",
              """examples:
   cofictl export --batch 42 --what answers --format csv -o batch42-answers.csv

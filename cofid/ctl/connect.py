@@ -19,16 +19,24 @@ and an exit code (see :data:`EXIT_CODES_HELP`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import grpc
 
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from cofid.config import Config
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
 EXIT_REFUSED, EXIT_INTERRUPTED = 5, 130
@@ -76,7 +84,7 @@ def from_rpc_error(e: grpc.RpcError, target: str, token_source: str) -> CtlError
     return CtlError(msg, _CODE_EXIT.get(code, EXIT_REFUSED), name)
 
 
-def is_unavailable(e: BaseException) -> bool:
+def is_unavailable(e: BaseException) -> TypeGuard[grpc.RpcError]:
     return isinstance(e, grpc.RpcError) and e.code() in (
         grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -95,7 +103,7 @@ def _client_address(addr: str) -> str:
     return f"{host}:{port}"
 
 
-def target_from_config(config_path: str | None) -> tuple[str, object]:
+def target_from_config(config_path: str | None) -> tuple[str, Config]:
     from cofid.config import ConfigError, load_config
 
     path = config_path or os.environ.get("COFID_CONFIG") or None
@@ -113,7 +121,7 @@ def target_from_config(config_path: str | None) -> tuple[str, object]:
     return addrs[0], cfg
 
 
-def resolve_target(args) -> tuple[str, str, object | None]:
+def resolve_target(args: argparse.Namespace) -> tuple[str, str, Config | None]:
     """(target, where it came from, config or None)."""
     if getattr(args, "target", None):
         return args.target, "--target", None
@@ -146,7 +154,7 @@ def _read_token(path: Path) -> str:
     return text
 
 
-def resolve_token(args) -> tuple[str | None, str]:
+def resolve_token(args: argparse.Namespace) -> tuple[str | None, str]:
     """(token or None, where it came from)."""
     explicit = getattr(args, "token_file", None)
     if explicit:
@@ -206,7 +214,8 @@ class Connection:
     def error(self, e: grpc.RpcError) -> CtlError:
         return from_rpc_error(e, self.target, self.token_source)
 
-    def call(self, method: str, request, *, timeout: float | None = None):
+    def call(self, method: str, request: Message | Iterator[Message], *,
+             timeout: float | None = None) -> Any:
         """A unary (or client-streaming) call; grpc errors become CtlError."""
         try:
             return getattr(self.stub, method)(request, metadata=self.metadata,
@@ -214,17 +223,17 @@ class Connection:
         except grpc.RpcError as e:
             raise self.error(e) from None
 
-    def raw(self, method: str, request, *, timeout: float | None = None):
+    def raw(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
         """Like call() but grpc errors propagate (callers that retry)."""
         return getattr(self.stub, method)(request, metadata=self.metadata,
                                           timeout=timeout or self.timeout)
 
-    def stream(self, method: str, request, *, timeout: float | None = None):
+    def stream(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
         """A server-streaming call (the iterator; grpc errors propagate while iterating)."""
         return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
 
 
-def connect(args) -> Connection:
+def connect(args: argparse.Namespace) -> Connection:
     target, target_source, cfg = resolve_target(args)
     token, token_source = resolve_token(args)
     ca_file = getattr(args, "ca_file", None) or os.environ.get("COFI_CA_FILE") or None

@@ -7,9 +7,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from cofid import ctl_output as out
-from cofid.ctl_connect import (
+from cofid.ctl import output as out
+from cofid.ctl.commands import MakeParser, SubParsers
+from cofid.ctl.connect import (
     EXIT_OK,
     EXIT_TASK_FAILED,
     EXIT_UNREACHABLE,
@@ -95,7 +97,8 @@ def wait_task(conn: Connection, task_id: str, *, poll_s: float = 0.5,
             time.sleep(poll_s)
 
 
-def finish(conn: Connection, args, reply_doc: dict, task_id: str, lead: str) -> int:
+def finish(conn: Connection, args: argparse.Namespace, reply_doc: dict[str, Any], task_id: str,
+           lead: str) -> int:
     """Print the reply (and the final task when --wait); the exit code."""
     if not args.wait:
         if args.json:
@@ -118,7 +121,7 @@ def finish(conn: Connection, args, reply_doc: dict, task_id: str, lead: str) -> 
 # ---- commands -------------------------------------------------------------------------
 
 
-def cmd_status(conn: Connection, args) -> int:
+def cmd_status(conn: Connection, args: argparse.Namespace) -> int:
     if args.wait:
         task = wait_task(conn, args.task, poll_s=args.poll, progress=not args.json)
     else:
@@ -132,7 +135,7 @@ def cmd_status(conn: Connection, args) -> int:
     return task_exit(task)
 
 
-def cmd_cancel(conn: Connection, args) -> int:
+def cmd_cancel(conn: Connection, args: argparse.Namespace) -> int:
     task = conn.call("CancelTask", pb.CancelTaskRequest(task_id=args.task))
     if args.json:
         out.print_json(out.to_dict(task))
@@ -141,7 +144,7 @@ def cmd_cancel(conn: Connection, args) -> int:
     return EXIT_OK
 
 
-def cmd_start_batch(conn: Connection, args) -> int:
+def cmd_start_batch(conn: Connection, args: argparse.Namespace) -> int:
     directory = os.path.abspath(args.directory)
     req = pb.StartBatchRequest(directory=directory)
     if args.process_id is not None:
@@ -163,7 +166,7 @@ def read_names(source: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def cmd_reaudit(conn: Connection, args) -> int:
+def cmd_reaudit(conn: Connection, args: argparse.Namespace) -> int:
     names: list[str] = []
     for n in args.audio:
         names.extend(read_names("-") if n == "-" else [n])
@@ -198,7 +201,7 @@ def add_wait(p: argparse.ArgumentParser) -> None:
                    help="how often --wait asks for progress (default 0.5)")
 
 
-def register(sub, common, make) -> None:
+def register(sub: SubParsers, common: argparse.ArgumentParser, make: MakeParser) -> None:
     p = make(sub, "start-batch", "start processing a batch directory on the daemon's host",
              """examples:
   cofictl start-batch /srv/cofi/batches/2026-11-22

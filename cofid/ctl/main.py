@@ -1,16 +1,17 @@
 """`cofictl`: the operators' command line over gRPC (cofi.v1).
 
-Parsing and dispatch only; the subcommands live in cofid/ctl_commands/, the connection
-(target, token, errors) in cofid/ctl_connect.py, output in cofid/ctl_output.py.
+Parsing and dispatch only; the subcommands live in cofid/ctl/commands/, the connection
+(target, token, errors) in cofid/ctl/connect.py, output in cofid/ctl/output.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
-from cofid.ctl_commands import batches, export, tasks, upload, watch
-from cofid.ctl_connect import (
+from cofid.ctl.commands import SubParsers, batches, export, tasks, upload, watch
+from cofid.ctl.connect import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -29,7 +30,7 @@ Results go to stdout (tables, or JSON with --json); messages go to stderr."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # exit 2 with the usage, like argparse, but one line
+    def error(self, message: str) -> NoReturn:  # exit 2 with the usage, like argparse, but one line
         self.print_usage(sys.stderr)
         raise CtlError(f"{message} (see {self.prog} --help)", EXIT_USAGE)
 
@@ -52,7 +53,8 @@ def _common(json: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def _make(sub, name: str, help_: str, examples: str, common, json: bool = True):
+def _make(sub: SubParsers, name: str, help_: str, examples: str,
+          common: argparse.ArgumentParser, json: bool = True) -> argparse.ArgumentParser:
     parents = [common if json else _common(json=False)]
     return sub.add_parser(name, help=help_, description=help_, parents=parents,
                           epilog=f"{examples}\n\n{EXIT_CODES_HELP}",

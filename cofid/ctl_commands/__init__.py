@@ -1,1 +1,0 @@
-"""cofictl subcommands, one module per group."""
