@@ -61,10 +61,11 @@ import trio
 
 from bench import workload as w
 from cofid.api.auth import bearer_metadata
-from cofid.api.server import serve_main
 from cofid.config import parse_config
-from cofid.engine.bus import EventFilter, event_from_row
+from cofid.daemon import serve_main
+from cofid.engine.bus import EventFilter
 from cofid.store import tables as t
+from cofid.store.event_log import event_from_row
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 

@@ -38,7 +38,7 @@ import hmac
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -162,8 +162,11 @@ class TokenTable:
         """From ``cofid.config.TokenConfig`` objects (``name``, ``role``, a value read with
         ``value``, by default :func:`cofid.config.token_value`, which reads token_file)."""
         if value is None:
-            from cofid.config import token_value as value
-        return cls((t.name, t.role, value(t)) for t in tokens)
+            from cofid.config import token_value
+
+            value = token_value
+        read = value  # bound for the generator: mypy does not carry the narrowing into it
+        return cls((t.name, t.role, read(t)) for t in tokens)
 
     def lookup(self, token: str) -> Caller | None:
         """The caller owning ``token``, or None. Compares against every entry."""
@@ -186,7 +189,7 @@ class TokenTable:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # keep digests out of pickles too
+    def __reduce__(self) -> NoReturn:  # keep digests out of pickles too
         raise TypeError("TokenTable cannot be pickled")
 
 

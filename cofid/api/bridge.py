@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -85,7 +85,7 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a unary / client-streaming handler: ApiError → context.abort."""
 
     @functools.wraps(method)
-    def wrapper(self, request, context: grpc.ServicerContext):
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
         except Exception as e:  # noqa: BLE001
@@ -108,7 +108,7 @@ def rpc_stream(method: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a server-streaming handler (a generator): ApiError → context.abort."""
 
     @functools.wraps(method)
-    def wrapper(self, request, context: grpc.ServicerContext):
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from method(self, request, context)
         except Exception as e:  # noqa: BLE001

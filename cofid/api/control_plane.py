@@ -36,9 +36,10 @@ from grpc_reflection.v1alpha import reflection
 
 from cofid.api.auth import AuthInterceptor, TokenTable
 from cofid.api.bridge import TrioBridge
-from cofid.api.service import Service
 from cofid.api.servicer import CofiServicer
 from cofid.api.uploads import MAX_CHUNK
+from cofid.config import Config
+from cofid.service.core import Service
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 
@@ -60,7 +61,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def server_credentials(cfg) -> grpc.ServerCredentials | None:
+def server_credentials(cfg: Config) -> grpc.ServerCredentials | None:
     """TLS credentials from grpc.tls, or None; refuses (ListenError) a non-loopback TCP
     address without TLS when tls.require_for_remote."""
     tls = cfg.grpc.tls

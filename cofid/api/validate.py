@@ -14,9 +14,11 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
+
+from google.protobuf.message import Message
 
 from cofid.api.bridge import invalid
 from cofid.domain.model import CallStatus
@@ -24,7 +26,7 @@ from cofid.domain.model import CallStatus
 TOKEN_REFUSED = "page_token was not issued by this server for these filters"
 
 
-def optional(msg, name: str) -> Any:
+def optional(msg: Message, name: str) -> Any:
     """The value of proto3 optional field ``name``, or None when it is not set."""
     return getattr(msg, name) if msg.HasField(name) else None
 
@@ -61,8 +63,10 @@ def filter_key(date_from: str | None, date_to: str | None, size: int) -> str:
     return hashlib.sha256(f"{date_from}|{date_to}|{size}".encode()).hexdigest()[:12]
 
 
-def page_token(last, key: str) -> str:
-    raw = json.dumps({"d": last.batchDate.isoformat(), "n": last.batchNumber, "f": key})
+def page_token(last: Mapping[str, Any], key: str) -> str:
+    """The token of a ListBatches page ending at batch record ``last``."""
+    raw = json.dumps({"d": last["batch_date"].isoformat(), "n": last["batch_number"],
+                      "f": key})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

@@ -1,6 +1,6 @@
 """The event bus: committed events fan out to subscribers, each with a bounded buffer.
 
-Events reach the bus only after the writer committed them to batchExecutionLog, in id
+Events reach the bus only after the writer committed them to the event log, in id
 order, so a subscriber that reconnects can ask for "everything after id N": the rows
 already committed come from the database, newer ones from the live feed, with no gap and
 no duplicate. A subscriber that stops reading fills its buffer and is cut off with a
@@ -13,11 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 import trio
 
 from cofid.domain.events import Event
-from cofid.store import tables as t
+from cofid.store import event_log
 from cofid.store.db import Database
 
 log = logging.getLogger("cofid.events")
@@ -87,46 +86,10 @@ class EventBus:
         sub.close()
 
 
-def event_from_row(r: sa.Row) -> Event:
-    m = r._mapping
-    return Event(
-        id=m["id"],
-        batch_id=m["batchId"],
-        timestamp=m["timestamp"],
-        stage=m["stage"],
-        event_type=m["eventType"],
-        file_name=m["fileName"],
-        gpu=m["gpuIp"],
-        payload=m["payload"],
-        response=m["response"],
-        status=m["status"],
-        error_message=m["errorMessage"],
-        total_files=m["totalFiles"],
-        processed_files=m["processedFiles"],
-        metadata=m["metadata"],
-    )
-
-
 async def replay(db: Database, flt: EventFilter, after_id: int, upto_id: int, limit: int = 5000) -> list[Event]:
     """Committed events with after_id < id <= upto_id matching flt, oldest first."""
-    tbl = t.batch_execution_log
-
-    def q(conn):
-        stmt = sa.select(tbl).where(tbl.c.id > after_id, tbl.c.id <= upto_id)
-        if flt.batch_id:
-            stmt = stmt.where(tbl.c.batchId == flt.batch_id)
-        if flt.stages:
-            stmt = stmt.where(tbl.c.stage.in_(sorted(flt.stages)))
-        if flt.event_types:
-            stmt = stmt.where(tbl.c.eventType.in_(sorted(flt.event_types)))
-        if flt.errors_only:
-            stmt = stmt.where(sa.or_(tbl.c.eventType == "error", tbl.c.status == "failed"))
-        return [event_from_row(r) for r in conn.execute(stmt.order_by(tbl.c.id).limit(limit))]
-
-    return await db.read(q)
+    return await db.read(lambda conn: event_log.replay(conn, flt, after_id, upto_id, limit))
 
 
 async def max_event_id(db: Database) -> int:
-    return await db.read(
-        lambda c: c.execute(sa.select(sa.func.max(t.batch_execution_log.c.id))).scalar() or 0
-    )
+    return await db.read(event_log.max_event_id)

@@ -4,7 +4,6 @@ precise INVALID_ARGUMENT or a value that keeps every promise — never another e
 import os
 from datetime import date
 from pathlib import PurePosixPath
-from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -81,7 +80,7 @@ def test_an_accepted_batch_directory_is_absolute_normalised_and_inside_a_root(d,
        st.text(max_size=12))
 def test_batch_page_tokens_round_trip_and_stay_tied_to_their_filters(d, n, a, b):
     key_a, key_b = filter_key(a, None, 10), filter_key(b, None, 10)
-    token = page_token(SimpleNamespace(batchDate=d, batchNumber=n), key_a)
+    token = page_token({"batch_date": d, "batch_number": n}, key_a)
     assert read_page_token(token, key_a) == (d, n)
     if key_a != key_b:
         with pytest.raises(ApiError, match="page_token was not issued"):
