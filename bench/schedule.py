@@ -48,12 +48,12 @@ import trio
 import trio.testing
 
 from bench import workload as w
-from cofid.app import open_app
 from cofid.backends.base import AudioRef, ChatRequest
+from cofid.backends.fake import FakeBackends, FakeCall
 from cofid.backends.health import CircuitBreaker
 from cofid.config import parse_config
 from cofid.engine.gpus import Gpu
-from cofid.testing.fake_backends import FakeBackends, FakeCall
+from cofid.service.app import open_app
 
 
 class SimBackends(FakeBackends):

@@ -34,14 +34,14 @@ import sqlalchemy as sa
 import trio
 
 from bench import workload as w
-from cofid.app import open_app
+from cofid.backends.fake import FakeBackends, FakeCall
 from cofid.backends.health import CircuitBreaker
 from cofid.config import parse_config
 from cofid.engine.gpus import Gpu
+from cofid.service.app import open_app
 from cofid.store import tables as t
 from cofid.store.db import create_engine
 from cofid.store.migrate import upgrade
-from cofid.testing.fake_backends import FakeBackends, FakeCall
 
 
 class InstantBackends(FakeBackends):

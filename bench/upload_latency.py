@@ -47,8 +47,8 @@ import soundfile as sf
 import trio
 
 from cofid.api.auth import bearer_metadata
-from cofid.api.server import serve_main
 from cofid.config import parse_config
+from cofid.daemon import serve_main
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 
@@ -119,7 +119,7 @@ def client(address: str, data: bytes, runs: int, poll_s: float) -> list[dict[str
 
 def start_worker_process(slots: int) -> tuple[subprocess.Popen, str]:
     p = subprocess.Popen(
-        [sys.executable, "-m", "cofid.testing.simworker", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "cofid.simworker", "--listen", "127.0.0.1:0",
          "--time-scale", "0", "--slots", str(slots)],
         stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline() if p.stdout else ""
@@ -131,7 +131,7 @@ def start_worker_process(slots: int) -> tuple[subprocess.Popen, str]:
 
 async def _serve_and_run(tmp: Path, data: bytes, runs: int, poll_s: float, slots: int,
                          worker: str) -> dict[str, Any]:
-    from cofid.testing.simworker import SimConfig, serve_simworker
+    from cofid.simworker import SimConfig, serve_simworker
 
     proc = sim = None
     async with trio.open_nursery() as nursery:

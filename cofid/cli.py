@@ -1,6 +1,8 @@
 """`cofid`: the daemon's command line.
 
-  cofid check-config [--config FILE]       print the effective configuration (secrets masked)
+  cofid check-config [--config FILE] [--probe]
+                                           print the effective configuration (secrets masked);
+                                           --probe: check every model server URL and model
   cofid db upgrade [--config FILE]         create / migrate the schema (idempotent)
   cofid db ddl                             print the MySQL DDL of the table definitions
   cofid run-batch DIR [--config FILE] [--json]
@@ -20,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from cofid.config import ConfigError, effective_config, load_config
+from cofid.config import Config, ConfigError, effective_config, load_config
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE = 0, 1, 2
 
@@ -30,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="cofid.toml (default: $COFID_CONFIG, else the embedded default)")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("check-config", help="print the effective configuration, secrets masked")
+    cc = sub.add_parser("check-config", help="print the effective configuration, secrets masked")
+    cc.add_argument("--probe", action="store_true",
+                    help="also check that every configured model server URL and model answers")
     db = sub.add_parser("db", help="schema management")
     dbsub = db.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="create or migrate the schema (idempotent)")
@@ -63,7 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"# effective configuration (from {cfg.source})")
         print(json.dumps(effective_config(cfg), indent=2, default=str))
+        if args.probe:
+            from cofid.backends.probe import probe_command
+
+            return probe_command(cfg)
         return EXIT_OK
+    if args.command in ("run-batch", "serve"):
+        from cofid.backends.probe import startup_check
+
+        problem = startup_check(cfg)  # a wrong URL stops here, not after minutes of retries
+        if problem:
+            print(f"cofid: {problem}", file=sys.stderr)
+            return EXIT_FATAL
     if args.command == "db":
         if args.db_command == "ddl":
             from cofid.store.migrate import mysql_ddl
@@ -82,17 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _db_upgrade(cfg) -> int:
-    import sqlalchemy as sa
-
+def _db_upgrade(cfg: Config) -> int:
     from cofid.store.db import create_engine
     from cofid.store.migrate import upgrade
+    from cofid.store.types import DatabaseError
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(cfg.database_url, pool_size=1)
     try:
         applied = upgrade(engine)
-    except sa.exc.OperationalError as e:
+    except DatabaseError as e:
         print(f"cofid: database unreachable: {e.orig}", file=sys.stderr)
         return EXIT_FATAL
     finally:

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.cofi.v1 import cofi_pb2 as pb
+
+if TYPE_CHECKING:
+    from cofid.domain.events import Event
+    from cofid.engine.gpus import Gpu
+    from cofid.service.batches import TaskRef
+    from cofid.service.reaudit import ReauditAccepted
+    from cofid.service.tasks import TaskRecord, TaskView
+
+
+@overload
+def ts(value: datetime) -> Timestamp: ...
+@overload
+def ts(value: None) -> None: ...
 
 
 def ts(value: datetime | None) -> Timestamp | None:
@@ -54,7 +68,7 @@ def strip_credentials(url: str) -> str:
     return urlunsplit((p.scheme, host, p.path, "", ""))
 
 
-def event(e) -> pb.Event:
+def event(e: Event) -> pb.Event:
     msg = pb.Event(
         id=e.id, batch_id=e.batch_id or 0, stage=e.stage or "", event_type=e.event_type or "",
         file_name=e.file_name or "", gpu_ip=e.gpu or "", payload=json_text(e.payload),
@@ -70,16 +84,17 @@ def event(e) -> pb.Event:
     return msg
 
 
-def batch_summary(row) -> pb.BatchSummary:
-    m = row._mapping
+def batch_summary(b: Mapping[str, Any]) -> pb.BatchSummary:
+    """A batch record (field names: cofid.store.queries) as its summary."""
     msg = pb.BatchSummary(
-        batch_id=m["id"], batch_date=m["batchDate"].isoformat(), batch_number=m["batchNumber"],
-        status=m["status"], source=m["source"], total_files=m["totalFiles"],
+        batch_id=b["id"], batch_date=b["batch_date"].isoformat(),
+        batch_number=b["batch_number"], status=b["status"], source=b["source"],
+        total_files=b["total_files"],
     )
-    if m["createdAt"] is not None:
-        msg.created_at.CopyFrom(ts(m["createdAt"]))
-    if m["completedAt"] is not None and m["status"] == "Completed":
-        msg.completed_at.CopyFrom(ts(m["completedAt"]))
+    if b["created_at"] is not None:
+        msg.created_at.CopyFrom(ts(b["created_at"]))
+    if b["completed_at"] is not None and b["status"] == "Completed":
+        msg.completed_at.CopyFrom(ts(b["completed_at"]))
     return msg
 
 
@@ -88,7 +103,7 @@ def stage_progress(d: dict[str, Any]) -> pb.StageProgress:
                             done=d["done"], failed=d["failed"], skipped=d["skipped"])
 
 
-def task(rec, stages: list[dict[str, Any]], failures: list[dict[str, Any]]) -> pb.Task:
+def task(rec: TaskRecord, stages: list[dict[str, Any]], failures: list[dict[str, Any]]) -> pb.Task:
     msg = pb.Task(
         task_id=rec.id, kind=rec.kind, state=rec.state, batch_id=rec.batch_id or 0,
         error=rec.error or "", request_json=json.dumps(rec.request, sort_keys=True),
@@ -103,7 +118,7 @@ def task(rec, stages: list[dict[str, Any]], failures: list[dict[str, Any]]) -> p
     return msg
 
 
-def gpu_state(g, url: str) -> pb.GpuState:
+def gpu_state(g: Gpu, url: str) -> pb.GpuState:
     return pb.GpuState(
         name=g.name, url=strip_credentials(url) if url else "", healthy=g.healthy,
         slots=g.slots, slots_in_use=g.in_use, files_assigned=g.assigned, files_done=g.done,
@@ -112,37 +127,58 @@ def gpu_state(g, url: str) -> pb.GpuState:
     )
 
 
-def call(c, *, fd, transcript, conversations, mapped, answers) -> pb.Call:
+def call(c: Mapping[str, Any], *, fd: Mapping[str, Any] | None,
+         transcript: Iterable[Mapping[str, Any]], conversations: Iterable[Mapping[str, Any]],
+         mapped: Iterable[Mapping[str, Any]], answers: Iterable[Mapping[str, Any]]) -> pb.Call:
+    """A call record and its rows (field names: cofid.store.queries.CallRecords)."""
     msg = pb.Call(
-        call_id=c.id, batch_id=c.batchId, audio_name=c.audioName, status=c.status,
-        lang=c.lang, language_id=c.languageId, audio_duration=float(c.audioDuration or 0),
+        call_id=c["id"], batch_id=c["batch_id"], audio_name=c["audio_name"],
+        status=c["status"], lang=c["lang"], language_id=c["language_id"],
+        audio_duration=float(c["audio_duration"] or 0),
     )
     if fd is not None:
-        msg.gpu_ip = fd.gpuIp or ""
-        msg.failed_stage = fd.failedStage or ""
-        msg.failure_reason = fd.failureReason or ""
+        msg.gpu_ip = fd["gpu_ip"] or ""
+        msg.failed_stage = fd["failed_stage"] or ""
+        msg.failure_reason = fd["failure_reason"] or ""
     msg.transcript.extend(
-        pb.TranscriptSegment(index=r.segmentIndex, start=r.startTime, end=r.endTime,
-                             text=r.text, speaker=r.speaker or "")
+        pb.TranscriptSegment(index=r["segment_index"], start=r["start_time"],
+                             end=r["end_time"], text=r["text"], speaker=r["speaker"] or "")
         for r in transcript
     )
     msg.extracted_trades.extend(
-        pb.ExtractedTrade(trade_index=r.tradeIndex, trade_id=r.tradeId or "",
-                          symbol=r.symbol or "", side=r.side or "",
-                          quantity=decimal_str(r.quantity), price=decimal_str(r.price),
-                          order_type=r.orderType or "", evidence=r.evidence or "")
+        pb.ExtractedTrade(trade_index=r["trade_index"], trade_id=r["trade_id"] or "",
+                          symbol=r["symbol"] or "", side=r["side"] or "",
+                          quantity=decimal_str(r["quantity"]), price=decimal_str(r["price"]),
+                          order_type=r["order_type"] or "", evidence=r["evidence"] or "")
         for r in conversations
     )
     for r in mapped:
-        mt = pb.MappedTrade(trade_id=r.tradeId, symbol=r.symbol, side=r.side,
-                            quantity=decimal_str(r.quantity), price=decimal_str(r.price))
-        if r.tradeTime is not None:
-            mt.trade_time.CopyFrom(ts(r.tradeTime))
+        mt = pb.MappedTrade(trade_id=r["trade_id"], symbol=r["symbol"], side=r["side"],
+                            quantity=decimal_str(r["quantity"]), price=decimal_str(r["price"]))
+        if r["trade_time"] is not None:
+            mt.trade_time.CopyFrom(ts(r["trade_time"]))
         msg.mapped_trades.append(mt)
     msg.audit_answers.extend(
-        pb.AuditAnswer(question_id=r.questionId, question=r.question, answer=r.answer,
-                       evidence=r.evidence or "",
-                       source="llm2" if r.source == "llm2" else "rule")
+        pb.AuditAnswer(question_id=r["question_id"], question=r["question"],
+                       answer=r["answer"], evidence=r["evidence"] or "",
+                       source="llm2" if r["source"] == "llm2" else "rule")
         for r in answers
     )
     return msg
+
+
+# ---- the service's records ----------------------------------------------------------
+
+
+def task_ref(ref: TaskRef) -> pb.TaskRef:
+    return pb.TaskRef(task_id=ref.task_id, state=ref.state, batch_id=ref.batch_id)
+
+
+def reaudit_reply(accepted: ReauditAccepted) -> pb.ReauditReply:
+    return pb.ReauditReply(task_id=accepted.task_id,
+                           unknown_audio_names=accepted.unknown_audio_names,
+                           matched_calls=accepted.matched_calls)
+
+
+def task_view(view: TaskView) -> pb.Task:
+    return task(view.record, view.stages, view.failures)

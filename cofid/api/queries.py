@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Protocol
 
-from sqlalchemy.engine import Connection
-
 from cofid.api import convert
 from cofid.api.bridge import not_found
 from cofid.config import Config
@@ -28,7 +26,7 @@ from cofid.engine.gpus import GpuPool
 from cofid.engine.plan_run import PlanRun
 from cofid.plans import batch as bp
 from cofid.store import queries as sq
-from cofid.store.db import Database
+from cofid.store.db import Connection, Database
 from protos.cofi.v1 import cofi_pb2 as pb
 
 

@@ -1,141 +1,38 @@
-"""`cofid serve`'s body (:func:`serve_main`) and the control plane's public names.
+"""Building the gRPC server over a Service, and the control plane's public names.
 
 The control plane is split by job:
 
-* :mod:`cofid.api.service` — the trio side: task registry, one coroutine per RPC that
-  starts or changes work (:class:`Service`);
+* :mod:`cofid.api.servicer` — grpc handlers: validate, call the service, map its errors
+  to status codes, convert (:class:`CofiServicer`);
 * :mod:`cofid.api.queries` — the read-only RPCs on the trio side;
-* :mod:`cofid.api.servicer` — grpc handlers: validate, bridge, convert
-  (:class:`CofiServicer`);
 * :mod:`cofid.api.uploads` — receiving an UploadAudit stream;
 * :mod:`cofid.api.events_stream` — WatchEvents: subscribe, replay, live, heartbeats;
 * :mod:`cofid.api.control_plane` — the grpc.server's lifecycle (:class:`ControlPlane`);
 * :mod:`cofid.api.bridge`, :mod:`cofid.api.convert`, :mod:`cofid.api.validate`,
   :mod:`cofid.api.auth` — the pieces they share.
+
+The daemon that runs it all is :mod:`cofid.daemon`.
 """
 
 from __future__ import annotations
 
-import logging
-
 import trio
 
 from cofid.api.control_plane import ControlPlane, ListenError, server_credentials
-from cofid.api.service import Service
+from cofid.api.events_stream import EventSource, Subscriptions
 from cofid.api.servicer import CofiServicer
+from cofid.service.core import Service
 
-__all__ = ["CofiServicer", "ControlPlane", "ListenError", "Service", "serve_main",
-           "server_credentials"]
-
-log = logging.getLogger("cofid.api")
-
-
-async def serve_main(cfg, *, watch: bool = False, on_ready=None, gpus=None,
-                     stop: trio.Event | None = None, handle_signals: bool = True,
-                     task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """The daemon: App, resumed batches, gRPC server, batch watcher, systemd notify;
-    returns after a clean shutdown."""
-    from cofid import sdnotify
-    from cofid.app import open_app
-    from cofid.watcher import watcher_for_service
-
-    stop = stop if stop is not None else trio.Event()
-    server_credentials(cfg)  # refuse bad listen settings before touching the database
-    notifier = sdnotify.Notifier.from_env()
-    async with open_app(cfg, gpus=gpus) as app, trio.open_nursery() as outer:
-        labels: dict = {}
-        state = {"text": "starting"}
-
-        async def describe() -> str:
-            return await sdnotify.app_status(app, state=state["text"], labels=labels)
-
-        # Watchdog pings come from this trio loop itself: a stuck loop stops them and
-        # systemd restarts the daemon. They go on through the drain at shutdown.
-        outer.start_soon(sdnotify.run_systemd, notifier, describe)
-        async with trio.open_nursery() as work:
-            service = Service(app, work)
-            plane = ControlPlane(service, trio.lowlevel.current_trio_token())
-            if handle_signals:
-                outer.start_soon(_signals, stop, cfg, plane, notifier)
-            await service.resume_unfinished()
-            watch_scope = trio.CancelScope()
-            if watch and cfg.watch.roots:
-                async def watch_roots(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                    with watch_scope:
-                        await watcher_for_service(service).run(task_status=task_status)
-
-                await work.start(watch_roots)
-            bound = await trio.to_thread.run_sync(plane.start)
-            log.info("cofid serving on %s", ", ".join(bound))
-            state["text"] = None
-            notifier.ready(await describe())  # READY=1: migrated, resumed, listening
-            if on_ready is not None:
-                on_ready(bound)
-            task_status.started((service, plane, bound))
-            await stop.wait()
-            state["text"] = "shutting down: draining"
-            notifier.stopping(state["text"])
-            watch_scope.cancel()
-            log.info("shutting down: stopping the gRPC server")
-            await plane.stop(grace=min(5.0, cfg.service.shutdown_deadline_s))
-            for run in list(app.runs.values()):
-                run.draining = True
-            with trio.move_on_after(cfg.service.shutdown_deadline_s):
-                for live in list(service.tasks.live.values()):
-                    await live.done.wait()
-            if service.tasks.live:
-                log.warning("shutdown deadline passed: cancelling %d task(s)",
-                            len(service.tasks.live))
-            work.cancel_scope.cancel()
-        outer.cancel_scope.cancel()
-    notifier.close()
-    log.info("cofid stopped")
+__all__ = ["CofiServicer", "ControlPlane", "ListenError", "build_control_plane",
+           "event_streams", "server_credentials"]
 
 
-async def _signals(stop: trio.Event, cfg, plane: ControlPlane, notifier) -> None:
-    """SIGINT/SIGTERM: graceful stop. SIGHUP: reload what can change without a restart."""
-    import signal
-
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as rx:
-        async for signum in rx:
-            if signum == signal.SIGHUP:
-                notifier.reloading()
-                reload_config(cfg, plane)
-                notifier.ready()
-                continue
-            log.info("signal %s: shutting down", signal.Signals(signum).name)
-            stop.set()
-            return
+def event_streams(app: EventSource) -> Subscriptions:
+    """The WatchEvents subscriptions over the App's bus (hand them to the Service, which
+    closes them first at shutdown)."""
+    return Subscriptions(app)
 
 
-def reload_config(cfg, plane: ControlPlane) -> list[str]:
-    """Re-read the configuration file: the log level and the gRPC tokens take effect at
-    once. GPUs, the database, listeners, paths and pipelines need a restart (said in the
-    log when they changed) — running batches must not change plan or hosts midway."""
-    from cofid.api.auth import TokenTable
-    from cofid.config import ConfigError, load_config
-
-    if cfg.source.startswith("<"):
-        log.info("SIGHUP: no configuration file to reload (embedded default)")
-        return []
-    try:
-        new = load_config(cfg.source)
-    except ConfigError as e:
-        log.error("SIGHUP: configuration not reloaded: %s", e)
-        return []
-    applied = []
-    logging.getLogger().setLevel(new.service.log_level)
-    applied.append(f"log_level={new.service.log_level}")
-    if new.grpc.auth == cfg.grpc.auth and new.grpc.auth:
-        try:
-            plane.auth.replace_tokens(TokenTable.from_config(new.grpc.tokens))
-            applied.append(f"{len(new.grpc.tokens)} token(s)")
-        except Exception as e:  # noqa: BLE001 - a bad token file must not kill the daemon
-            log.error("SIGHUP: tokens not reloaded: %s", e)
-    for section in ("gpus", "database", "paths", "pipelines", "backends", "watch"):
-        if getattr(new, section) != getattr(cfg, section):
-            log.warning("SIGHUP: [%s] changed; it takes effect after a restart", section)
-    if new.grpc.listen != cfg.grpc.listen or new.grpc.auth != cfg.grpc.auth:
-        log.warning("SIGHUP: [grpc] listen/auth changed; it takes effect after a restart")
-    log.info("SIGHUP: reloaded %s", ", ".join(applied))
-    return applied
+def build_control_plane(service: Service, token: trio.lowlevel.TrioToken) -> ControlPlane:
+    """The grpc.server (cofi.v1, health, reflection) over `service`, not started yet."""
+    return ControlPlane(service, token)

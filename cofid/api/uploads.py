@@ -9,14 +9,14 @@ Rules, in the order they are applied (the first broken one is the error):
    64 hex digits. The sizes add up to at most ``grpc.max_upload_bytes`` and fit in the
    free space of the uploads directory (RESOURCE_EXHAUSTED). All of this is decided from
    the header, before one byte is stored.
-3. The names are reserved in trio (:meth:`Service.reserve_upload`: the question set
-   exists, no name is being uploaded right now, none was uploaded before unless
-   ``replace``).
+3. The names are reserved by the service (:func:`cofid.service.uploads.reserve_upload`:
+   the question set exists, no name is being uploaded right now, none was uploaded
+   before unless ``replace``).
 4. Chunks follow, each ≤ 1 MiB, for a listed file, at the offset where that file's bytes
    end, never past ``size_bytes``. They go to ``<uploads>/<task_id>/.<i>.part``.
 5. When the stream ends every file holds exactly ``size_bytes``, matches its sha256 and
    is decodable audio (libsndfile); only then are the parts renamed to their names and
-   the upload handed to :meth:`Service.finish_upload` (batch row, task).
+   the upload handed to :func:`cofid.service.uploads.finish_upload` (batch row, task).
 6. A client that sends nothing for ``grpc.upload_idle_timeout_s`` is cut off with
    DEADLINE_EXCEEDED naming the limit; a client that goes away ends as CANCELLED.
    Whatever the failure, the task directory is removed and the names released: nothing
@@ -34,15 +34,27 @@ import threading
 import time
 import unicodedata
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import soundfile as sf
 
-from cofid.api.bridge import ApiError, TrioBridge, exhausted, invalid
+from cofid.api.bridge import ApiError, exhausted, invalid
 from cofid.api.validate import optional
+from cofid.config.model import GrpcConfig
 from cofid.plans import batch as bp
 from protos.cofi.v1 import cofi_pb2 as pb
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+    from cofid.service.core import Service
+
+# Calls a service coroutine from this grpc thread, its refusals mapped to status codes
+# (cofid.api.servicer.ServiceCalls).
+ServiceCall = Callable[..., Any]
 
 log = logging.getLogger("cofid.api")
 
@@ -76,7 +88,7 @@ def check_name(name: str, seen: set[str]) -> None:
     seen.add(name)
 
 
-def check_header(h: pb.UploadHeader, g) -> int:
+def check_header(h: pb.UploadHeader, g: GrpcConfig) -> int:
     """Rules 1 and 2 for the header against grpc settings ``g``; the total size."""
     if not h.files:
         raise invalid("the header lists no files")
@@ -141,8 +153,9 @@ class IdleWatch:
         self.stopped.set()
 
 
-def receive_upload(request_iterator, context: grpc.ServicerContext, service,
-                   bridge: TrioBridge) -> pb.UploadReply:
+def receive_upload(request_iterator: Iterator[pb.UploadRequest],
+                   context: grpc.ServicerContext, service: Service,
+                   call: ServiceCall) -> pb.UploadReply:
     """The UploadAudit handler body (see the module docstring for the rules)."""
     cfg = service.cfg
     g = cfg.grpc
@@ -164,7 +177,7 @@ def receive_upload(request_iterator, context: grpc.ServicerContext, service,
         free = shutil.disk_usage(uploads).free
         if total > free:
             raise exhausted(f"upload storage is full ({free} bytes free, {total} needed)")
-        bridge.run(service.reserve_upload, names, h.replace, pid, cmid)
+        call(service.reserve_upload, names, h.replace, pid, cmid)
         reserved = names
         idle.touch()
         task_id = str(uuid.uuid4())
@@ -181,8 +194,8 @@ def receive_upload(request_iterator, context: grpc.ServicerContext, service,
             os.replace(p, q)
         request = {"process_id": pid, "category_mapping_id": cmid, "replace": h.replace,
                    "files": [{"name": f.name, "size_bytes": f.size_bytes} for f in h.files]}
-        batch_id = bridge.run(service.finish_upload, task_id, [str(p) for p in final],
-                              pid, cmid, request)
+        batch_id = call(service.finish_upload, task_id, [str(p) for p in final],
+                        pid, cmid, request)
         task_dir = None  # kept
         return pb.UploadReply(status="queued", task_id=task_id, batch_id=batch_id,
                               stored_names=names)
@@ -196,11 +209,11 @@ def receive_upload(request_iterator, context: grpc.ServicerContext, service,
             shutil.rmtree(task_dir, ignore_errors=True)
         if reserved:
             with contextlib.suppress(ApiError):
-                bridge.run(service.release_upload, reserved)
+                call(service.release_upload, reserved)
 
 
-def _receive_parts(request_iterator, h: pb.UploadHeader, parts: list[Path],
-                   idle: IdleWatch) -> tuple[list[int], list]:
+def _receive_parts(request_iterator: Iterator[pb.UploadRequest], h: pb.UploadHeader,
+                   parts: list[Path], idle: IdleWatch) -> tuple[list[int], list[_Hash]]:
     """Rule 4: write every chunk to its part file; bytes received and sha256 per file."""
     names = [f.name for f in h.files]
     handles = [open(p, "wb") for p in parts]  # noqa: SIM115 - closed in finally
@@ -234,7 +247,7 @@ def _receive_parts(request_iterator, h: pb.UploadHeader, parts: list[Path],
 
 
 def _verify(h: pb.UploadHeader, parts: list[Path], received: list[int],
-            digests: list) -> None:
+            digests: list[_Hash]) -> None:
     """Rule 5, file by file: the size, the sha256, decodable audio."""
     for i, f in enumerate(h.files):
         if received[i] != f.size_bytes:

@@ -42,8 +42,8 @@ from cofid.backends.remote_http import (
     RemoteOptions,
     file_summary,
     number,
+    raise_for_status,
     read_upload,
-    server_message,
 )
 
 DENOISE_PATH = "/v1/audio/denoise"
@@ -59,19 +59,7 @@ _FORMAT_OF_SUFFIX = {".flac": "FLAC", ".wav": "WAV"}
 
 def _fail_on_status(response: httpx.Response, url: str) -> None:
     """Raise the error a non-2xx reply maps to (the body must have been read)."""
-    status = response.status_code
-    if status < 300:
-        return
-    if status < 400:
-        raise BackendError(f"{url}: unexpected HTTP {status}", details={"status": status})
-    message = server_message(response)
-    details: dict[str, Any] = {"status": status, "url": url, "reply": response.text[:2000]}
-    retry_after = number(response.headers.get("retry-after"))
-    if retry_after is not None:
-        details["retry_after_s"] = retry_after
-    if status < 500 and status not in (408, 429):
-        raise PermanentBackendError(f"{url}: HTTP {status}: {message}", details=details)
-    raise BackendError(f"{url}: HTTP {status}: {message}", details=details)
+    raise_for_status(response, url)
 
 
 # -- denoise -------------------------------------------------------------------------------

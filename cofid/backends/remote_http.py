@@ -1,12 +1,25 @@
 """What every remote backend shares: options, one base URL's request rules, reading audio
 to upload. One call is one HTTP request: retries and backoff belong to the engine.
 
-How failures map:
+How failures map (`is_permanent`), as the servers mean them:
 
-- connection errors, dropped connections, timeouts, HTTP 5xx, 408 and 429, replies that
-  are not JSON or do not have the expected shape -> BackendError (worth a retry);
-- any other HTTP 4xx -> PermanentBackendError carrying the server's message (the request
-  itself is refused: undecodable audio, unknown model).
+- connection errors, dropped connections, timeouts, HTTP 502/503/504 (overload, loading),
+  408 and 429, a plain 500, replies that are not JSON or do not have the expected shape
+  -> BackendError (worth a retry);
+- any other HTTP 4xx -> PermanentBackendError (the request itself is refused: undecodable
+  audio, unknown model);
+- HTTP 500 whose message says the request was refused — a validation error ("Input should
+  be ...", FastAPI / pydantic, how llama-cpp-python answers a `json_schema`
+  response_format), an unsupported response_format or model — -> PermanentBackendError:
+  no retry can change the request's shape;
+- HTTP 500 to an upload soundfile could not decode either -> PermanentBackendError
+  (faster-whisper-server answers undecodable audio with a bare text/plain 500).
+
+The message is the server's, out of whichever envelope it uses (`server_message`):
+`{"error": {"message"}}`, `{"error": "text"}`, `{"detail": {"error": {...}}}`,
+`{"detail": "text"}`, FastAPI's `{"detail": [{"loc", "msg"}]}`, old vLLM's
+`{"object": "error", "message"}`, or plain text; never a Python repr. The reply itself
+rides along in the error's details, cut at REPLY_LIMIT characters.
 
 Every request runs under an overall deadline of `timeout_s + connect_timeout_s`, on top of
 httpx's per-operation timeouts, so a server that trickles bytes cannot hold a slot.
@@ -15,6 +28,7 @@ httpx's per-operation timeouts, so a server that trickles bytes cannot hold a sl
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +40,7 @@ import soundfile
 import trio
 
 from cofid.backends.base import AudioRef, BackendError, PermanentBackendError
+from cofid.backends.dialects import Dialect
 
 AUDIO_TYPES = {
     ".wav": "audio/wav",
@@ -50,7 +65,27 @@ class RemoteOptions:
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     api_key: str | None = None  # sent as Authorization: Bearer
-    temperature: float = 0.0
+    dialect: Dialect = field(default_factory=Dialect)
+    # LID without language probabilities: the decode score below which the call is
+    # "other" (see cofid.backends.remote, "LID confidence").
+    lid_min_confidence: float = 0.3
+    compression_ratio_threshold: float = 2.4
+
+
+REPLY_LIMIT = 2000  # characters of a server's reply kept in an error's details
+MESSAGE_LIMIT = 500
+# Phrases of an HTTP 500 that refuses the request's shape rather than failing to serve it.
+REFUSAL_MARKERS = (
+    "input should be",
+    "validation error",
+    "field required",
+    "response_format",
+    "json_schema",
+    "not supported",
+    "unsupported",
+    "does not exist",
+    "must be one of",
+)
 
 
 def number(value: Any) -> float | None:
@@ -67,19 +102,66 @@ def number(value: Any) -> float | None:
 # -- HTTP ----------------------------------------------------------------------------------
 
 
+def envelope_message(body: Any) -> str:
+    """The human message inside any server's error envelope (see the module docstring)."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):
+        return "; ".join(m for m in (envelope_message(item) for item in body) if m)
+    if isinstance(body, Mapping):
+        for key in ("error", "detail"):
+            if body.get(key):
+                inner = envelope_message(body[key])
+                if inner:
+                    return inner
+        if isinstance(body.get("msg"), str):  # one pydantic / FastAPI validation item
+            loc = body.get("loc")
+            where = ".".join(str(p) for p in loc) if isinstance(loc, list | tuple) else ""
+            return f"{where}: {body['msg']}" if where else body["msg"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return json.dumps(body, ensure_ascii=False, default=str) if body else ""
+
+
 def server_message(response: httpx.Response) -> str:
+    """The server's message for a failed request, one line, at most MESSAGE_LIMIT chars."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "detail", "message"):
-            if body.get(key):
-                return str(body[key])[:500]
-    return str(body)[:500]
+        body = response.text
+    text = " ".join(envelope_message(body).split())
+    return text[:MESSAGE_LIMIT] or response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def is_permanent(status: int, message: str, *, undecodable_upload: bool = False) -> bool:
+    """Whether an HTTP error status means the request itself is refused (module docstring)."""
+    if status in (408, 429):
+        return False
+    if 400 <= status < 500:
+        return True
+    if status == 500:
+        lowered = message.lower()
+        return undecodable_upload or any(marker in lowered for marker in REFUSAL_MARKERS)
+    return False
+
+
+def raise_for_status(
+    response: httpx.Response, url: str, *, undecodable_upload: bool = False
+) -> None:
+    """Raise the error a non-2xx reply maps to (its body must have been read)."""
+    status = response.status_code
+    if status < 300:
+        return
+    if status < 400:
+        raise BackendError(f"{url}: unexpected HTTP {status}", details={"status": status})
+    message = server_message(response)
+    details: dict[str, Any] = {"status": status, "url": url, "reply": response.text[:REPLY_LIMIT]}
+    retry_after = number(response.headers.get("retry-after"))
+    if retry_after is not None:
+        details["retry_after_s"] = retry_after
+    if is_permanent(status, message, undecodable_upload=undecodable_upload):
+        raise PermanentBackendError(f"{url}: HTTP {status}: {message}", details=details)
+    raise BackendError(f"{url}: HTTP {status}: {message}", details=details)
 
 
 class Endpoint:
@@ -96,8 +178,11 @@ class Endpoint:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    async def post_json(self, path: str, **kwargs: Any) -> tuple[Any, int]:
-        """POST and decode a JSON reply; returns (body, byte length of the reply)."""
+    async def post_json(
+        self, path: str, *, undecodable_upload: bool = False, **kwargs: Any
+    ) -> tuple[Any, int]:
+        """POST and decode a JSON reply; returns (body, byte length of the reply).
+        `undecodable_upload`: the file sent is one soundfile could not decode."""
         url = self.url(path)
         deadline = self.options.timeout_s + self.options.connect_timeout_s
         response = None
@@ -113,23 +198,12 @@ class Endpoint:
         if response is None:
             raise BackendError(f"{url}: no reply within {deadline:g} s")
 
-        status = response.status_code
-        if status >= 400:
-            message = server_message(response)
-            details: dict[str, Any] = {"status": status, "url": url, "reply": response.text[:2000]}
-            retry_after = number(response.headers.get("retry-after"))
-            if retry_after is not None:
-                details["retry_after_s"] = retry_after
-            if 400 <= status < 500 and status not in (408, 429):
-                raise PermanentBackendError(f"{url}: HTTP {status}: {message}", details=details)
-            raise BackendError(f"{url}: HTTP {status}: {message}", details=details)
-        if status >= 300:
-            raise BackendError(f"{url}: unexpected HTTP {status}", details={"status": status})
+        raise_for_status(response, url, undecodable_upload=undecodable_upload)
         try:
             return response.json(), len(response.content)
         except ValueError as exc:
             raise BackendError(
-                f"{url}: reply is not JSON", details={"reply": response.text[:2000]}
+                f"{url}: reply is not JSON", details={"reply": response.text[:REPLY_LIMIT]}
             ) from exc
 
 

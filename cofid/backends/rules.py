@@ -10,6 +10,7 @@ How it answers:
 - llm1: trade_grammar.extract_trades over the transcript, with the booked trades' symbols
   as known symbols. An extracted trade takes the trade_id of a booked trade with the same
   symbol and side, and the same quantity when both are known (an unused one first).
+  At most LLM1_MAX_TRADES (the schema's maxItems) are reported, the first ones.
 - llm2, one answer per question, in the question order:
   * trade_instrument / trade_side_quantity / trade_price: each extracted trade against the
     booked trades, e.g. "INFY — matches trade T1", "BUY 100 INFY — no matching trade";
@@ -22,7 +23,8 @@ How it answers:
     DEFAULT_CONFIRM_WORDS) and no refusal ("no", "nahi", "cancel", ...).
   * readback: "Yes" when a later sentence restates an earlier one's side, quantity and
     symbol.
-- Every reply is validated against the request's schema before it is returned.
+- Every reply is validated against the request's schema before it is returned (LLM2's
+  in the schema's keyed-by-question-id shape; the stage gets the list form).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from cofid.backends.base import ChatRequest, ChatResult, PermanentBackendError
 from cofid.backends.json_schema import SchemaViolation, validate
 from cofid.domain.questions import keyword_pattern
+from cofid.domain.replies import LLM1_MAX_TRADES, keyed_llm2
 from cofid.domain.trade_grammar import (
     ExtractedTrade,
     canonical_symbol,
@@ -66,8 +69,10 @@ class RulesChat:
             data = llm1_reply(context)
             summary = {"trades": len(data["trades"])}
         elif request.purpose == "llm2":
-            data = llm2_reply(context)
-            summary = {"answers": len(data["answers"])}
+            listed = llm2_reply(context)
+            summary = {"answers": len(listed["answers"])}
+            # Checked in the schema's keyed shape, handed to the stage as the list.
+            data = keyed_llm2(listed["answers"])
         else:
             raise PermanentBackendError(
                 f"rules backend: purpose {request.purpose!r} is not one of 'llm1', 'llm2'"
@@ -80,6 +85,8 @@ class RulesChat:
                 f"rules backend: reply does not match schema {request.schema_name!r}: {exc}",
                 details={"schema_name": request.schema_name},
             ) from exc
+        if request.purpose == "llm2":
+            data = listed
         return ChatResult(
             data=data,
             request={
@@ -108,7 +115,8 @@ def llm1_reply(context: Mapping[str, Any]) -> dict[str, Any]:
             used.add(index)
             item["trade_id"] = booked[index]["trade_id"]
         trades.append(item)
-    return {"trades": trades}
+    # The schema's maxItems (cofid.domain.replies.LLM1_MAX_TRADES): the first ones are kept.
+    return {"trades": trades[:LLM1_MAX_TRADES]}
 
 
 def llm2_reply(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -322,7 +330,8 @@ def _assign_booked(
         and (t.quantity is None or b["quantity"] is None or _same_number(t.quantity, b["quantity"]))
     ]
     fresh = [i for i in candidates if i not in used]
-    return (fresh or candidates or [None])[0]
+    pool = fresh or candidates
+    return pool[0] if pool else None
 
 
 def _prefer_id(booked: list[dict[str, Any]], trade_id: str | None) -> list[dict[str, Any]]:

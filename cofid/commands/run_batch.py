@@ -8,15 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import trio
 
-from cofid.app import open_app
 from cofid.config import Config
 from cofid.engine.plan_run import PlanRun
-from cofid.plans.batch import BatchInputError
-from cofid.store import repo
+from cofid.service import batches
+from cofid.service.app import open_app
+from cofid.service.errors import BatchInputError
+from cofid.store import batches as batch_rows
+from cofid.store.batches import BatchRecord
 from cofid.store.db import DatabaseUnavailable, is_connection_error
+from cofid.store.types import DatabaseError
 
 EXIT_OK, EXIT_FATAL = 0, 1
 
@@ -34,13 +36,14 @@ def progress_lines(run: PlanRun, now: float) -> list[str]:
     return lines
 
 
-def summary(batch_row, run: PlanRun, seconds: float, call_counts: dict[str, int]) -> dict[str, Any]:
+def summary(batch: BatchRecord, run: PlanRun, seconds: float,
+            call_counts: dict[str, int]) -> dict[str, Any]:
     return {
-        "batch_id": batch_row.id,
-        "batch_date": batch_row.batchDate.isoformat(),
-        "batch_number": batch_row.batchNumber,
-        "status": batch_row.status,
-        "total_files": batch_row.totalFiles,
+        "batch_id": batch.id,
+        "batch_date": batch.batch_date.isoformat(),
+        "batch_number": batch.batch_number,
+        "status": batch.status,
+        "total_files": batch.total_files,
         "duration_s": round(seconds, 3),
         "stages": {
             s.value: {"status": c.status, "done": c.done, "failed": c.failed, "skipped": c.skipped}
@@ -55,7 +58,7 @@ async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
     tty = sys.stderr.isatty() and not as_json
     t0 = time.monotonic()
     async with open_app(cfg) as app:
-        batch_id = await app.prepare_batch(directory)
+        batch_id = await batches.prepare_batch(app, directory)
         shown = {"lines": 0, "last": 0.0}
 
         def draw(run: PlanRun, force: bool = False) -> None:
@@ -73,19 +76,13 @@ async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
                 sys.stderr.write(f"batch {batch_id} progress:\n" + "\n".join(lines) + "\n")
             sys.stderr.flush()
 
-        run = await app.run_batch(batch_id, on_change=draw)
+        run = await batches.run_batch(app, batch_id, on_change=draw)
         if not as_json:
             draw(run, force=True)
-        row = await app.db.read(lambda c: repo.get_batch(c, batch_id))
-
-        def counts(conn):
-            c = repo.t.call
-            return dict(conn.execute(
-                sa.select(c.c.status, sa.func.count()).where(c.c.batchId == batch_id).group_by(c.c.status)
-            ).all())
-
-        call_counts = await app.db.read(counts)
-        return summary(row, run, time.monotonic() - t0, call_counts)
+        rec = await app.db.read(lambda c: batch_rows.get(c, batch_id))
+        assert rec is not None
+        call_counts = await app.db.read(lambda c: batch_rows.call_status_counts(c, batch_id))
+        return summary(rec, run, time.monotonic() - t0, call_counts)
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -105,7 +102,7 @@ def run_batch_command(cfg: Config, directory: Path, *, as_json: bool) -> int:
     except BatchInputError as e:
         print(f"cofid: {e}", file=sys.stderr)
         return EXIT_FATAL
-    except (DatabaseUnavailable, sa.exc.OperationalError) as e:
+    except (DatabaseUnavailable, DatabaseError) as e:
         if not isinstance(e, DatabaseUnavailable) and not is_connection_error(e):
             print(f"cofid: database error: {getattr(e, 'orig', e)}", file=sys.stderr)
             return EXIT_FATAL

@@ -1,6 +1,6 @@
 """`cofid serve`: the daemon (gRPC control plane over the engine).
 
-Start-up: open the App (migrations, writer, GPU pool), apply the task restart rule and
+The daemon is cofid.daemon.serve_main. Start-up: open the App (migrations, writer, GPU pool), apply the task restart rule and
 resume every unfinished batch (directory and upload batches), start the gRPC server and
 log one line with the listen addresses; then `on_ready(addresses)` is called (the hook
 for systemd's READY=1). A unix socket is made mode 0o660 after binding, whatever the
@@ -19,18 +19,19 @@ import logging
 import sys
 from collections.abc import Callable
 
-import sqlalchemy as sa
 import trio
 
 from cofid.config import Config, ConfigError
 from cofid.store.db import DatabaseUnavailable
+from cofid.store.types import DatabaseError
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
 def serve_command(cfg: Config, watch: bool,
                   on_ready: Callable[[list[str]], None] | None = None) -> int:
-    from cofid.api.server import ListenError, serve_main
+    from cofid.api.server import ListenError
+    from cofid.daemon import serve_main
 
     logging.basicConfig(
         level=getattr(logging, cfg.service.log_level, logging.INFO),
@@ -44,14 +45,14 @@ def serve_command(cfg: Config, watch: bool,
     except (ListenError, ConfigError) as e:
         print(f"cofid: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    except (DatabaseUnavailable, sa.exc.OperationalError) as e:
+    except (DatabaseUnavailable, DatabaseError) as e:
         print(f"cofid: database unreachable ({cfg.database_url.split('@')[-1]}): "
               f"{getattr(e, 'orig', e)}", file=sys.stderr)
         return EXIT_FATAL
     return EXIT_OK
 
 
-def _single(eg: BaseExceptionGroup) -> BaseException:
+def _single(eg: BaseExceptionGroup[BaseException] | BaseException) -> BaseException:
     """The one error inside nested nursery groups (or the group itself)."""
     while isinstance(eg, BaseExceptionGroup) and len(eg.exceptions) == 1:
         eg = eg.exceptions[0]

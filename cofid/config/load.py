@@ -14,7 +14,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from cofid.config.model import AuditConfig, Config, ConfigError
+from cofid.config.dialects import DialectError, dialect_names, resolve_dialect
+from cofid.config.model import AuditConfig, Config, ConfigError, GpuConfig
 from cofid.domain.questions import question_set_from_mapping
 
 ROLES = ("viewer", "operator")
@@ -101,7 +102,7 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".")
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
@@ -114,7 +115,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a table, got {value!r}")
         return {k: _coerce(val_tp, v, f"{key}.{k}") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"{key}: unsupported type")  # not used in the config types
+        # Only `T | None` (an option a dialect fills in when unset); TOML has no null.
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise ConfigError(f"{key}: unsupported type")
+        return _coerce(args[0], value, key)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -137,6 +142,24 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
     if not cond:
         raise ConfigError(f"{key}: {value!r} is not allowed ({allowed})")
+
+
+def _validate_gpu_dialects(g: GpuConfig, key: str) -> None:
+    """Dialect names and options of one [[gpus]] entry, and its per-URL slots."""
+    for name_key, options_key in (("dialect", "options"), ("chat_dialect", "chat_options")):
+        name = getattr(g, name_key)
+        if name_key == "chat_dialect" and not name:
+            name = g.dialect
+        _check(name in dialect_names(), f"{key}.{name_key}", name, "one of " + ", ".join(dialect_names()))
+        try:
+            resolve_dialect(name, dataclasses.asdict(getattr(g, options_key)))
+        except DialectError as e:
+            raise ConfigError(f"{key}.{options_key}: {e}") from None
+    for cap in ("lid", "stt", "chat"):
+        slots = getattr(g, f"{cap}_slots")
+        _check(0 <= slots <= 64, f"{key}.{cap}_slots", slots, "an integer from 0 (= slots) to 64")
+        _check(slots == 0 or bool(getattr(g, f"{cap}_url")), f"{key}.{cap}_slots", slots,
+               f"0 unless {cap}_url names a separate server")
 
 
 def validate(cfg: Config) -> Config:
@@ -175,6 +198,7 @@ def validate(cfg: Config) -> Config:
             _check(u == "" or u.startswith(("http://", "https://")), f"gpus[{i}].{k}", u,
                    "empty or an http(s):// base URL")
         _check(1 <= g.slots <= 64, f"gpus[{i}].slots", g.slots, "an integer from 1 to 64")
+        _validate_gpu_dialects(g, f"gpus[{i}]")
     st = cfg.stages
     _check(st.min_duration_s >= 0, "stages.min_duration_s", st.min_duration_s, "a number ≥ 0")
     for i, lang in enumerate(st.allowed_languages):
@@ -198,6 +222,13 @@ def validate(cfg: Config) -> Config:
         section, _, name = cap.partition(".")
         v = getattr(getattr(cfg, section), name)
         _check(v in allowed, cap, v, "one of " + ", ".join(allowed))
+    rc = cfg.backends.remote
+    _check(0.0 <= rc.lid_min_confidence <= 1.0, "backends.remote.lid_min_confidence",
+           rc.lid_min_confidence, "a number within 0..1")
+    _check(rc.compression_ratio_threshold > 0, "backends.remote.compression_ratio_threshold",
+           rc.compression_ratio_threshold, "a number > 0 (Whisper's is 2.4)")
+    _check(rc.probe_timeout_s > 0, "backends.remote.probe_timeout_s", rc.probe_timeout_s,
+           "a number > 0")
     remote_caps = [c for c in ("denoise", "ivr", "lid", "stt", "chat")
                    if getattr(cfg.backends, c) == "remote"]
     if remote_caps and not cfg.gpus:
@@ -212,12 +243,12 @@ def validate(cfg: Config) -> Config:
     _check(cfg.watch.quiet_seconds >= 0, "watch.quiet_seconds", cfg.watch.quiet_seconds, "a number ≥ 0")
     _check(bool(cfg.watch.marker) and "/" not in cfg.watch.marker, "watch.marker",
            cfg.watch.marker, "a plain file name")
-    seen = set()
+    seen: set[tuple[int, int]] = set()
     for i, qs in enumerate(cfg.audit.question_sets):
-        k = (qs.process_id, qs.category_mapping_id)
-        _check(k not in seen, f"audit.question_sets[{i}]", k,
+        pair = (qs.process_id, qs.category_mapping_id)
+        _check(pair not in seen, f"audit.question_sets[{i}]", pair,
                "one question set per (process_id, category_mapping_id)")
-        seen.add(k)
+        seen.add(pair)
     if cfg.audit.question_sets:
         _check(
             cfg.question_set(cfg.audit.default_process_id, cfg.audit.default_category_mapping_id)

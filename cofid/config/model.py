@@ -24,6 +24,7 @@ __all__ = [
     "CpuBackendConfig",
     "DEFAULT_DATA_DIR",
     "DatabaseConfig",
+    "DialectOptionsConfig",
     "GpuConfig",
     "GrpcConfig",
     "PathsConfig",
@@ -90,6 +91,26 @@ class GrpcConfig:
 
 
 @dataclass(frozen=True)
+class DialectOptionsConfig:
+    """Overrides of a dialect's options (cofid.backends.dialects.Dialect, which documents
+    each); a key left out keeps the dialect's value."""
+
+    transcriptions_path: str | None = None
+    model_fields: tuple[str, ...] | None = None
+    lid_language: str | None = None
+    send_temperature: bool | None = None
+    temperatures: tuple[float, ...] | None = None
+    temperature_inc: float | None = None
+    response_format: str | None = None
+    max_tokens: int | None = None
+    chat_temperature: float | None = None
+    health_path: str | None = None
+    models_path: str | None = None
+    model_listed: bool | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class GpuConfig:
     name: str
     url: str
@@ -99,6 +120,18 @@ class GpuConfig:
     stt_url: str = ""
     chat_url: str = ""
     api_key: str = ""
+    # The server software behind the URLs (cofid.backends.dialects; README "Model
+    # servers"): `dialect` for url / lid_url / stt_url, `chat_dialect` for chat_url (empty:
+    # `dialect`). `options` / `chat_options` override single options of those dialects.
+    dialect: str = "openai"
+    chat_dialect: str = ""
+    options: DialectOptionsConfig = field(default_factory=DialectOptionsConfig)
+    chat_options: DialectOptionsConfig = field(default_factory=DialectOptionsConfig)
+    # Slots of a separate lid_url / stt_url / chat_url server (0: `slots`); `slots` is
+    # the slots of `url`'s server.
+    lid_slots: int = 0
+    stt_slots: int = 0
+    chat_slots: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,9 +143,26 @@ class RetryConfig:
 
 @dataclass(frozen=True)
 class TriagingConfig:
+    # The trade-to-call rule's parameters (cofid.domain.triaging, rules 2-7). Effects measured
+    # by `python -m bench.triaging --seeds 1-20 --trades 5000` (pooled precision / recall; all
+    # other parameters at these defaults; README "Trade-to-call mapping").
+    # Before a call's start: 300 -> 0.9902 / 0.9943; 60 loses dialling trades (recall 0.990).
     margin_before_s: float = 300.0
+    # After a call's end: 900 -> 0.9902 / 0.9943; 360 cuts app-trade false positives (0.209 ->
+    # 0.155 of them) but misses late bookings.
     margin_after_s: float = 900.0
+    # A call with neither end nor duration; 900 -> recall of such calls' trades 0.996 (0.992).
     assumed_duration_s: float = 600.0
+    # Batch clock-offset estimate (rule 4); 0 turns it off: 0.972 / 0.976 (worst seed 0.94).
+    max_clock_skew_s: float = 300.0
+    # Trades inside calls needed before an estimated offset is applied.
+    skew_min_trades: int = 30
+    # Call that just ended vs the one about to start (rule 7): 1 (nearer edge) -> 0.982 /
+    # 0.986; 4 -> 0.989 / 0.994; 10 -> 0.990 / 0.994; 1e6 (ended always) -> 0.989 / 0.993.
+    before_start_weight: float = 10.0
+    # A call without an end stops at the client's next call: off -> 0.9885 / 0.9927 against
+    # 0.9894 / 0.9935 on (both at before_start_weight 4, as are the margin and duration figures).
+    end_at_next_call: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,6 +209,20 @@ class CpuBackendConfig:
     model_cache: str = ""  # empty: <paths.data>/models
     cpu_threads: int = 2
     lid_seconds: float = 30.0
+    # LID abstention (cofid.backends.cpu.whisper_lid), calibrated by bench/lid.py on the
+    # 88-clip espeak-ng set with Whisper base int8 (README, "Language identification"):
+    # Whisper's guess other than en/hi/ur at p >= lid_confident_p is other (fr/de/es/it
+    # clips 0.5-0.98; no en clip had a non-English guess that high).
+    lid_confident_p: float = 0.5
+    # p_en below this (and p_hi below lid_min_hi_p) abstains: unsupported clips <= 0.16,
+    # en and Hinglish clips >= 0.21; at 0.185, 0/56 unsupported clips pass it.
+    lid_min_en_p: float = 0.185
+    # Hindi + Urdu probability to call hi; espeak-ng Hindi got <= 0.10 and Kannada 0.11 from
+    # Whisper base, so Hindi that Whisper does not recognise abstains (0/8 hi clips pass).
+    lid_min_hi_p: float = 0.3
+    # English head decode's mean token log-probability to call en (English -0.22 to
+    # -0.80); below it English-sounding speech is hinglish (Hinglish clips -0.83 to -1.23).
+    lid_min_en_logprob: float = -0.815
     denoise_strength: float = 0.5
     ivr_prompts_dir: str = ""
     max_ivr_s: float = 120.0
@@ -175,6 +239,14 @@ class RemoteBackendConfig:
     logprob_threshold: float = -1.0
     failure_threshold: int = 5
     cooldown_s: float = 30.0
+    # LID on servers without language probabilities: the decode score below which a call
+    # is "other" (cofid.backends.remote, "LID confidence").
+    lid_min_confidence: float = 0.3
+    # Whisper's repetition-loop line: segments above it are dropped (cofid.domain.segments).
+    compression_ratio_threshold: float = 2.4
+    # Check every configured URL and model when the daemon starts (cofid.backends.probe).
+    probe_at_start: bool = True
+    probe_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def _value(fd: FieldDescriptor, v: Any) -> Any:
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
+    fd: Any  # descriptor types differ between the pure-Python and upb runtimes
     out: dict[str, Any] = {}
     for fd in msg.DESCRIPTOR.fields:
         v = getattr(msg, fd.name)

@@ -1,4 +1,4 @@
-"""Event records: the seed's batchExecutionLog row shape, as plain data.
+"""Event records: one batch_execution_log row each, as plain data.
 
 Payloads and responses are JSON text; audio bytes never appear, and any string longer
 than TEXT_LIMIT characters is cut (with a marker) so one chatty model reply cannot bloat
@@ -35,20 +35,22 @@ class Event:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def row(self) -> dict[str, Any]:
+        """The batch_execution_log row, by field name (the store maps them to the seed's
+        columns with cofid.store.tables.to_columns)."""
         return {
             "id": self.id,
-            "batchId": self.batch_id,
+            "batch_id": self.batch_id,
             "timestamp": self.timestamp,
             "stage": self.stage,
-            "eventType": self.event_type,
-            "fileName": self.file_name,
-            "gpuIp": self.gpu,
+            "event_type": self.event_type,
+            "file_name": self.file_name,
+            "gpu_ip": self.gpu,
             "payload": to_json_text(self.payload),
             "response": to_json_text(self.response),
             "status": self.status,
-            "errorMessage": truncate(self.error_message, TEXT_LIMIT),
-            "totalFiles": self.total_files,
-            "processedFiles": self.processed_files,
+            "error_message": truncate(self.error_message, TEXT_LIMIT),
+            "total_files": self.total_files,
+            "processed_files": self.processed_files,
             "metadata": self.metadata,
         }
 

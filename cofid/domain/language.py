@@ -11,21 +11,30 @@ Rules of `label_language`, applied in order:
    Whisper, and calls here are Indian, so "ur" is read as "hi" (the STT caller retries
    Urdu-script transcripts with a Devanagari prompt). Probabilities are normalised the
    same way and Urdu's mass is added to Hindi's.
-2. No detected language: the most probable one is used; with no probabilities either,
+2. Abstention: with probabilities, en + hi mass (Urdu's included) below `min_supported_p`
+   is "other", whatever was detected, with confidence 1 - that mass: weak evidence for
+   every allowed label is never forced into one (a French call detected as "en" at 0.08
+   is UnsupportedLanguage). A server that gives only the detected language's probability
+   counts as that mass. Default `MIN_SUPPORTED_P`: midpoint of Whisper base's en + hi mass
+   on the labelled set (cofid.testing.speech_set): unsupported languages at most 0.17,
+   English and Hinglish at least 0.21. Without probabilities there is nothing to weigh:
+   the detector's answer stands (rules 3-8).
+3. No detected language: the most probable one is used; with no probabilities either,
    the script decides (Devanagari or Urdu script -> hi, Latin -> en); no text at all ->
-   ("other", 0.0).
-3. A language other than en / hi is "other", unless probabilities are given and the en and
+   ("other", 0.0). A detector that names Hinglish itself (the CPU engine does, for speech
+   that sounds English but does not decode as English words) gets hinglish.
+4. A language other than en / hi is "other", unless probabilities are given and the en and
    hi mass combined exceeds that language's probability: then the larger of en and hi is
    used (Whisper spreads Hinglish speech over en, hi, ur and neighbours).
-4. Mixed script — at least `MIXED_SCRIPT_MIN_WORDS` Devanagari words and as many Latin
+5. Mixed script — at least `MIXED_SCRIPT_MIN_WORDS` Devanagari words and as many Latin
    words — is hinglish, whichever of en / hi was detected.
-5. Hindi detected and the transcript mostly in Latin script: hinglish (Whisper wrote
+6. Hindi detected and the transcript mostly in Latin script: hinglish (Whisper wrote
    Hindi speech in the Roman alphabet, which is how code-mixed speech comes out).
-6. Hindi detected otherwise (Devanagari, Urdu script, or no text): hi.
-7. English detected but the transcript mostly in Devanagari or Urdu script: hi.
-8. English detected and at least `hinglish_min_hindi_words` distinct common romanised
+7. Hindi detected otherwise (Devanagari, Urdu script, or no text): hi.
+8. English detected but the transcript mostly in Devanagari or Urdu script: hi.
+9. English detected and at least `hinglish_min_hindi_words` distinct common romanised
    Hindi words (`ROMANIZED_HINDI_WORDS`) in the text: hinglish. Otherwise en.
-9. Confidence: with probabilities, the label's probability mass (hinglish: en + hi, capped
+10. Confidence: with probabilities, the label's probability mass (hinglish: en + hi, capped
    at 1; other: the detected language's probability); without probabilities the label is
    taken as the server gave it and the confidence is 1.0.
 """
@@ -43,6 +52,8 @@ LABEL_OTHER = "other"
 
 MIXED_SCRIPT_MIN_WORDS = 2
 UNSCORED_CONFIDENCE = 1.0
+# Rule 2's bar (en + hi probability mass); measured effect in the module docstring.
+MIN_SUPPORTED_P = 0.19
 
 # Whisper's language table (code -> name), the names servers such as whisper.cpp return.
 WHISPER_LANGUAGES: dict[str, str] = {
@@ -140,14 +151,17 @@ def language_name(code: str) -> str:
 
 
 def has_urdu_script(text: str) -> bool:
+    """Whether `text` holds any Arabic-script (Urdu) letter."""
     return _ARABIC_CHAR.search(text) is not None
 
 
 def has_devanagari(text: str) -> bool:
+    """Whether `text` holds any Devanagari letter."""
     return _DEVANAGARI_CHAR.search(text) is not None
 
 
 def script_counts(text: str) -> ScriptCounts:
+    """How many of `text`'s words are Devanagari, Urdu (Arabic script) and Latin."""
     devanagari = urdu = latin = 0
     for word in _WORD.findall(text):
         if _DEVANAGARI_CHAR.match(word):
@@ -166,6 +180,7 @@ def romanized_hindi_words(text: str) -> set[str]:
 
 
 def _normalized_probabilities(probabilities: Mapping[str, float] | None) -> dict[str, float]:
+    """Probabilities by normalised code, Urdu's mass added to Hindi's."""
     merged: dict[str, float] = {}
     for key, value in (probabilities or {}).items():
         code = normalize_language(key)
@@ -178,6 +193,7 @@ def _normalized_probabilities(probabilities: Mapping[str, float] | None) -> dict
 
 
 def _clamp(value: float) -> float:
+    """`value` clamped to [0, 1]."""
     return max(0.0, min(1.0, value))
 
 
@@ -187,15 +203,23 @@ def label_language(
     text: str,
     *,
     hinglish_min_hindi_words: int = 2,
+    min_supported_p: float = MIN_SUPPORTED_P,
 ) -> tuple[str, float]:
     """The call's label ("en", "hi", "hinglish" or "other") and a confidence in [0, 1]."""
     probs = _normalized_probabilities(probabilities)
     counts = script_counts(text)
     indic_words = counts.devanagari + counts.urdu
 
+    p_en = probs.get(LABEL_EN, 0.0)
+    p_hi = probs.get(LABEL_HI, 0.0)
+    if probs and p_en + p_hi < min_supported_p:
+        return LABEL_OTHER, _clamp(1.0 - p_en - p_hi)
+
     lang = normalize_language(detected)
     if lang == "ur":
         lang = LABEL_HI
+    if lang == LABEL_HINGLISH:
+        return LABEL_HINGLISH, _clamp(p_en + p_hi) if probs else UNSCORED_CONFIDENCE
     if lang is None and probs:
         lang = max(probs, key=probs.__getitem__)
     if lang is None:
@@ -203,8 +227,6 @@ def label_language(
             return LABEL_OTHER, 0.0
         lang = LABEL_HI if indic_words > counts.latin else LABEL_EN
 
-    p_en = probs.get(LABEL_EN, 0.0)
-    p_hi = probs.get(LABEL_HI, 0.0)
     if lang not in (LABEL_EN, LABEL_HI):
         p_lang = probs.get(lang, 0.0)
         if probs and p_en + p_hi > p_lang:

@@ -27,7 +27,7 @@ class Stage(enum.StrEnum):
 PIPELINE_ORDER: tuple[Stage, ...] = tuple(Stage)
 
 # Stages that run once per file on a GPU (or a CPU engine), each with a done flag in
-# fileDistribution.
+# file_distribution.
 FILE_STAGES: tuple[Stage, ...] = (
     Stage.DENOISE,
     Stage.IVR,
@@ -42,7 +42,7 @@ REAUDIT_STAGES: tuple[Stage, ...] = (Stage.LID, Stage.STT, Stage.LLM1, Stage.LLM
 
 
 class StageStatus(enum.StrEnum):
-    """batchStatus.<stage>Status values."""
+    """batch_status.<stage>_status values."""
 
     PENDING = "Pending"
     IN_PROGRESS = "InProgress"
@@ -61,7 +61,8 @@ class CallStatus(enum.StrEnum):
 
 
 class BatchState(enum.StrEnum):
-    """batchStatus.status values, in the order a batch reaches them."""
+    """batch_status.status values, in the order a batch reaches them (the seed's status
+    vocabulary: values stored in the column, not column names)."""
 
     PENDING = "Pending"
     DB_INSERT_DONE = "dbInsertDone"
@@ -78,7 +79,7 @@ class BatchState(enum.StrEnum):
 
 
 class Language(enum.StrEnum):
-    """call.lang labels. languageId is the small integer beside each."""
+    """call.lang labels. language_id is the small integer beside each."""
 
     EN = "en"
     HI = "hi"
@@ -97,7 +98,7 @@ LANGUAGE_IDS: dict[Language, int] = {
 
 
 class EventType(enum.StrEnum):
-    """batchExecutionLog.eventType values."""
+    """batch_execution_log.event_type values."""
 
     STAGE_START = "stage_start"
     STAGE_PROGRESS = "stage_progress"
@@ -109,7 +110,7 @@ class EventType(enum.StrEnum):
 
 
 class EventStatus(enum.StrEnum):
-    """batchExecutionLog.status values."""
+    """batch_execution_log.status values."""
 
     PENDING = "pending"
     PROCESSING = "processing"

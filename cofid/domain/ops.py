@@ -1,7 +1,9 @@
 """Row operations as plain data: what a stage result asks the store to write.
 
-Stages stay pure by returning these instead of touching a session. Table and column names
-are the seed's. The store executes the operations of many file results in one transaction
+Stages stay pure by returning these instead of touching a session. Tables and columns are
+named by their snake_case field names ("file_distribution", "call_id", "stt_done"), never
+the seed's spelling: cofid/store/writes.py translates with the map in cofid/store/tables.py.
+The store executes the operations of many file results in one transaction
 (group commit), in three phases — every Delete, then every Insert (merged into one
 multi-row statement per table), then every Update (merged into one statement per table,
 key column and values) — which keeps each file's own order (old rows out, new rows in,

@@ -1,25 +1,37 @@
-"""The per-file status machine and the batch status rules.
+"""The per-file status machine and the batch status rules: ONE table, read by everything.
+
+Rule 0: everything that decides what a stage picks up, what it leaves behind and what a
+reaudit resets lives in STAGES below (one frozen row per stage); the functions here only
+read it. Names of tables and columns are snake_case field names (cofid/store/tables.py
+maps them to the seed's).
 
 Rules (the seed's Steps 1–13, made per file so files can stream):
 
 1. A file's stages run in pipeline order: denoise, ivr, lid, stt, llm1, llm2. A plan
    enables a subset (batch: per configuration; upload: lid, stt, llm1?, llm2?; reaudit:
    the chosen stages).
-2. A stage runs for a file only when its done flag is unset and the file has not failed a
-   stage (fileDistribution.failedStage). This is also the resume rule after a crash.
+2. A stage runs for a file only when its done flag (StageRow.done_flag, a field of
+   file_distribution) is unset and the file has not failed a stage (failed_stage). This is
+   also the resume rule after a crash.
 3. lid writes the language and duration onto the call.
 4. stt first applies the gate: a call whose status is not 'Pending' is left alone; a call
    shorter than the minimum becomes 'ShortCall', one in a language not allowed becomes
-   'UnsupportedLanguage' — both final, no transcript, sttDone stays 0 (the seed). Else the
+   'UnsupportedLanguage' — both final, no transcript, stt_done stays 0 (the seed). Else the
    transcript is written and the call becomes 'TranscriptDone'.
 5. llm1 runs on calls in 'TranscriptDone' and moves them to 'AuditDone'.
 6. llm2 runs on calls in 'AuditDone' and moves them to 'Complete'. When the plan has no
    llm1 it also takes calls in 'TranscriptDone' (a batch plan with llm1 off; a reaudit of
    {stt, llm2}, where the seed's rule would have left llm2 with nothing to do).
-7. A failure after retries records failedStage; the file stops there, the batch goes on.
+7. A failure after retries records failed_stage; the file stops there, the batch goes on.
 8. A batch stage is 'InProgress' once a file entered it and 'Complete' once the last file
-   left it. batchStatus.status is the '<stage>Done' of the last stage, in pipeline order,
-   such that it and every enabled stage before it are complete; 'Completed' when all are.
+   left it (StageRow.batch_status, a field of batch_status; callmetadata / trademetadata
+   are 0/1 flags there, StageRow.batch_flag). batch_status.status is the done state
+   (StageRow.done_state) of the last stage, in pipeline order, such that it and every
+   enabled stage before it are complete; 'Completed' when all are.
+9. Reaudit (domain/reaudit.py): a re-run stage's done flag is reset to 0, its rows
+   (StageRow.reaudit_deletes) are deleted first, and call.status is reset to the
+   StageRow.reaudit_status of the earliest chosen stage — the status that stage picks its
+   calls by (rule 4–6). Only stages with a reaudit_status may be re-run.
 """
 
 from __future__ import annotations
@@ -30,44 +42,54 @@ from typing import Any
 
 from cofid.domain.model import BatchState, CallStatus, Stage, StageStatus
 
-FLAG_COLUMN: dict[Stage, str] = {
-    Stage.DENOISE: "denoiseDone",
-    Stage.IVR: "ivrDone",
-    Stage.LID: "lidDone",
-    Stage.STT: "sttDone",
-    Stage.LLM1: "llm1Done",
-    Stage.LLM2: "llm2Done",
-}
 
-STATUS_COLUMN: dict[Stage, str] = {
-    Stage.FILE_DISTRIBUTION: "dbInsertionStatus",
-    Stage.DENOISE: "denoiseStatus",
-    Stage.IVR: "ivrStatus",
-    Stage.LID: "lidStatus",
-    Stage.TRIAGING: "triagingStatus",
-    Stage.STT: "sttStatus",
-    Stage.LLM1: "llm1Status",
-    Stage.LLM2: "llm2Status",
-}
+@dataclass(frozen=True)
+class StageRow:
+    """One stage's line of the status table (rules 2–9)."""
 
-# callmetadata / trademetadata are 0/1 flags in batchStatus, not Pending/InProgress/Complete.
-FLAG_STATUS_COLUMN: dict[Stage, str] = {
-    Stage.CALLMETADATA: "callmetadataStatus",
-    Stage.TRADEMETADATA: "trademetadataStatus",
-}
+    stage: Stage
+    batch_status: str  # field of batch_status holding the stage's status (rule 8)
+    done_state: BatchState  # batch_status.status once this stage is complete (rule 8)
+    batch_flag: bool = False  # batch_status holds 0/1 instead of Pending/InProgress/Complete
+    done_flag: str | None = None  # field of file_distribution; None: not a file stage
+    # call.status values the stage picks its calls by; None: any (rules 4–6).
+    input_statuses: tuple[CallStatus, ...] | None = None
+    output_status: CallStatus | None = None  # call.status its result sets (rules 4–6)
+    reaudit_status: CallStatus | None = None  # call.status reset when re-run first (rule 9)
+    reaudit_deletes: str | None = None  # table (field name) whose rows a re-run replaces
 
-DONE_STATE: dict[Stage, BatchState] = {
-    Stage.FILE_DISTRIBUTION: BatchState.DB_INSERT_DONE,
-    Stage.CALLMETADATA: BatchState.CALLMETADATA_DONE,
-    Stage.TRADEMETADATA: BatchState.TRADEMETADATA_DONE,
-    Stage.DENOISE: BatchState.DENOISE_DONE,
-    Stage.IVR: BatchState.IVR_DONE,
-    Stage.LID: BatchState.LID_DONE,
-    Stage.TRIAGING: BatchState.TRIAGING_DONE,
-    Stage.STT: BatchState.STT_DONE,
-    Stage.LLM1: BatchState.LLM1_DONE,
-    Stage.LLM2: BatchState.LLM2_DONE,
+
+_S, _C, _B = Stage, CallStatus, BatchState
+
+STAGES: dict[Stage, StageRow] = {
+    _S.FILE_DISTRIBUTION: StageRow(_S.FILE_DISTRIBUTION, "db_insertion_status", _B.DB_INSERT_DONE),
+    _S.CALLMETADATA: StageRow(_S.CALLMETADATA, "callmetadata_status", _B.CALLMETADATA_DONE,
+                              batch_flag=True),
+    _S.TRADEMETADATA: StageRow(_S.TRADEMETADATA, "trademetadata_status", _B.TRADEMETADATA_DONE,
+                               batch_flag=True),
+    _S.DENOISE: StageRow(_S.DENOISE, "denoise_status", _B.DENOISE_DONE, done_flag="denoise_done"),
+    _S.IVR: StageRow(_S.IVR, "ivr_status", _B.IVR_DONE, done_flag="ivr_done"),
+    _S.LID: StageRow(_S.LID, "lid_status", _B.LID_DONE, done_flag="lid_done",
+                     reaudit_status=_C.PENDING),
+    _S.TRIAGING: StageRow(_S.TRIAGING, "triaging_status", _B.TRIAGING_DONE),
+    _S.STT: StageRow(_S.STT, "stt_status", _B.STT_DONE, done_flag="stt_done",
+                     input_statuses=(_C.PENDING,), output_status=_C.TRANSCRIPT_DONE,
+                     reaudit_status=_C.PENDING, reaudit_deletes="transcript"),
+    _S.LLM1: StageRow(_S.LLM1, "llm1_status", _B.LLM1_DONE, done_flag="llm1_done",
+                      input_statuses=(_C.TRANSCRIPT_DONE,), output_status=_C.AUDIT_DONE,
+                      reaudit_status=_C.TRANSCRIPT_DONE, reaudit_deletes="call_conversation"),
+    # Rule 6: TRANSCRIPT_DONE too, but only in a plan without llm1 (llm2_input_statuses).
+    _S.LLM2: StageRow(_S.LLM2, "llm2_status", _B.LLM2_DONE, done_flag="llm2_done",
+                      input_statuses=(_C.AUDIT_DONE,), output_status=_C.COMPLETE,
+                      reaudit_status=_C.AUDIT_DONE, reaudit_deletes="audit_answer"),
 }
+assert tuple(STAGES) == tuple(Stage), "the table lists every stage in pipeline order"
+
+# Views of the table, by field name.
+DONE_FLAG_FIELD: dict[Stage, str] = {s: r.done_flag for s, r in STAGES.items() if r.done_flag}
+STATUS_FIELD: dict[Stage, str] = {s: r.batch_status for s, r in STAGES.items() if not r.batch_flag}
+FLAG_STATUS_FIELD: dict[Stage, str] = {s: r.batch_status for s, r in STAGES.items() if r.batch_flag}
+DONE_STATE: dict[Stage, BatchState] = {s: r.done_state for s, r in STAGES.items()}
 
 
 @dataclass
@@ -97,32 +119,41 @@ class FileState:
     # so later stages need not read it back; empty after a restart (then they read it).
     carried: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    # FileState's done attributes carry the table's done-flag field names (rule 2).
     def done(self, stage: Stage) -> bool:
-        return bool(getattr(self, f"{stage.value}_done"))
+        return bool(getattr(self, _done_flag(stage)))
 
     def mark_done(self, stage: Stage) -> None:
-        setattr(self, f"{stage.value}_done", True)
+        setattr(self, _done_flag(stage), True)
+
+
+def _done_flag(stage: Stage) -> str:
+    flag = STAGES[stage].done_flag
+    if flag is None:
+        raise ValueError(f"{stage} is not a file stage")
+    return flag
 
 
 def needs_stage(f: FileState, stage: Stage, stages: tuple[Stage, ...]) -> bool:
     """Rules 2, 4–6: whether `stage` still has work for file `f` in a plan running `stages`."""
-    if stage not in FLAG_COLUMN:
+    row = STAGES[stage]
+    if row.done_flag is None:
         raise ValueError(f"{stage} is not a file stage")
     if f.failed_stage is not None or f.done(stage):
         return False
-    if stage in (Stage.DENOISE, Stage.IVR, Stage.LID):
+    if row.input_statuses is None:
         return True
-    if stage is Stage.STT:
-        return f.call_status == CallStatus.PENDING
-    if stage is Stage.LLM1:
-        return f.call_status == CallStatus.TRANSCRIPT_DONE
-    return f.call_status in llm2_input_statuses(stages)
+    if stage is Stage.LLM2:
+        return f.call_status in llm2_input_statuses(stages)
+    return f.call_status in row.input_statuses
 
 
 def llm2_input_statuses(stages: Iterable[Stage]) -> tuple[CallStatus, ...]:
+    """Rule 6: llm2 takes llm1's output status, and llm1's input too when llm1 is off."""
+    own = STAGES[Stage.LLM2].input_statuses or ()
     if Stage.LLM1 in tuple(stages):
-        return (CallStatus.AUDIT_DONE,)
-    return (CallStatus.AUDIT_DONE, CallStatus.TRANSCRIPT_DONE)
+        return own
+    return own + (STAGES[Stage.LLM1].input_statuses or ())
 
 
 def stt_gate(
@@ -146,12 +177,12 @@ def overall_status(statuses: Mapping[Stage, str | int], enabled: Iterable[Stage]
             continue
         value = statuses.get(stage)
         complete = value == StageStatus.COMPLETE or (
-            stage in FLAG_STATUS_COLUMN and value in (1, True)
+            STAGES[stage].batch_flag and value in (1, True)
         )
         if not complete:
             all_done = False
             break
-        last = DONE_STATE[stage]
+        last = STAGES[stage].done_state
     return BatchState.COMPLETED if all_done and enabled_set else last
 
 

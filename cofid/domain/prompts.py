@@ -6,10 +6,7 @@ structured output: the reply must be one JSON object matching a strict JSON sche
 
 Rules:
 
-1. Schemas are strict: every property is required, optional values are nullable
-   (["number", "null"]), and no object admits additional properties.
-2. LLM2's schema pins the answers: exactly one per question (minItems = maxItems), each
-   question_id one of the asked ids. The prompt asks for them in the question order.
+1–2. The output schemas and their rules: cofid.domain.llm_schemas.
 3. Templates are str.format_map strings over pre-rendered text. The placeholders are
    {transcript} {call_metadata} {trades} for llm1_* and, for llm2_*, also {questions}
    {extracted_trades}. Literal braces are written {{ and }}. Anything else — unknown keys,
@@ -33,71 +30,14 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cofid.backends.base import ChatRequest
+from cofid.domain.llm_schemas import (  # re-exported: the schemas are part of the request
+    LLM1_SCHEMA,
+    LLM1_SCHEMA_NAME,
+    LLM2_SCHEMA_NAME,
+    llm2_schema,
+)
+from cofid.domain.ports import ChatRequest
 from cofid.domain.questions import Question
-
-LLM1_SCHEMA_NAME = "llm1_trades"
-LLM2_SCHEMA_NAME = "llm2_answers"
-
-LLM1_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["trades"],
-    "properties": {
-        "trades": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": [
-                    "symbol", "side", "quantity", "price", "order_type", "trade_id", "evidence",
-                ],
-                "properties": {
-                    "symbol": {"type": ["string", "null"]},
-                    "side": {"type": ["string", "null"], "enum": ["BUY", "SELL", None]},
-                    "quantity": {"type": ["number", "null"]},
-                    "price": {"type": ["number", "null"]},
-                    "order_type": {"type": ["string", "null"], "enum": ["MARKET", "LIMIT", None]},
-                    "trade_id": {"type": ["string", "null"]},
-                    "evidence": {"type": "string"},
-                },
-            },
-        }
-    },
-}
-
-
-def llm2_schema(question_ids: Sequence[str]) -> dict[str, Any]:
-    """The strict schema for answers to exactly these questions (rule 2)."""
-    ids = list(question_ids)
-    if not ids:
-        raise ValueError("llm2_schema: question_ids is empty; at least one question is needed")
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"llm2_schema: question id {dup!r} appears twice; ids must be unique")
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["answers"],
-        "properties": {
-            "answers": {
-                "type": "array",
-                "minItems": len(ids),
-                "maxItems": len(ids),
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["question_id", "answer", "evidence"],
-                    "properties": {
-                        "question_id": {"type": "string", "enum": ids},
-                        "answer": {"type": "string"},
-                        "evidence": {"type": "string"},
-                    },
-                },
-            }
-        },
-    }
-
 
 _LLM1_SYSTEM = """\
 You extract stock and derivatives orders from the transcript of a recorded phone call \
@@ -133,7 +73,8 @@ You are a compliance auditor at an Indian brokerage. You read the transcript of 
 trade-confirmation call between a dealer and a client (English, Hindi or Hinglish, from \
 speech recognition) and answer audit questions about it.
 
-Answer every question, once, in the order given, using its question_id:
+Answer every question once, under its question_id \
+({{"answers": {{"<question_id>": {{"answer": "...", "evidence": "..."}}}}}}):
 - For the trade questions, state what was said (instrument; side and quantity; price and \
 order type) and whether it matches a booked trade, e.g. "INFY — matches trade T1" or \
 "BUY 100 — no matching trade"; answer "Not discussed" when the call does not say.
@@ -270,7 +211,7 @@ def _clock(seconds: float) -> str:
 
 
 def segment_dict(segment: Any) -> dict[str, Any]:
-    """A transcript segment (a Mapping or a backends.base.Segment) as a plain dict."""
+    """A transcript segment (a Mapping or a domain.ports.Segment) as a plain dict."""
     if isinstance(segment, Mapping):
         src = segment
     else:

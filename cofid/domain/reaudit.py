@@ -5,15 +5,18 @@ Rules (the seed's, "Reaudit Pipeline" steps 3-5):
 1. The stages an operator may re-run are lid, stt, llm1 and llm2. They always run in that
    pipeline order, whatever order the request lists them in.
 2. stt chosen: the calls' ``transcript`` rows are deleted before it runs.
-3. llm2 chosen: the calls' ``auditAnswer`` rows are deleted before it runs.
-4. ``call.status`` is reset from the EARLIEST chosen stage: lid or stt -> 'Pending',
+3. llm2 chosen: the calls' ``audit_answer`` rows are deleted before it runs.
+4. The call's ``status`` is reset from the EARLIEST chosen stage: lid or stt -> 'Pending',
    llm1 -> 'TranscriptDone', llm2 -> 'AuditDone' (the status each stage picks its work by).
-5. The ``fileDistribution`` done flag of every chosen stage is reset to 0
-   (lidDone, sttDone, llm1Done, llm2Done), and only those.
+5. The ``file_distribution`` done flag of every chosen stage is reset to 0
+   (lid_done, stt_done, llm1_done, llm2_done), and only those.
+
+Tables and columns are named by their field names; cofid/store/tables.py maps them to the
+seed's.
 
 cofi's change to the seed:
 
-6. llm1 chosen: the calls' ``callConversation`` rows are deleted before it runs. The seed left
+6. llm1 chosen: the calls' ``call_conversation`` rows are deleted before it runs. The seed left
    them ("LLM1 doesn't delete old data"), so after a reaudit a call showed the old and the
    new extracted trades side by side, and the audit screens counted both.
 
@@ -41,23 +44,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cofid.domain.model import REAUDIT_STAGES, CallStatus, Stage
+from cofid.domain.pipeline import STAGES
 
 MAX_AUDIO_NAME_CHARS = 255
 
-# Rule 4: the status each stage selects its calls by, in pipeline order.
+# Rules 4 and 5 come from the status table (cofid/domain/pipeline.py, rule 9): the status
+# each stage selects its calls by, and its file_distribution done flag (a field name).
 _RESET_STATUS: dict[Stage, CallStatus] = {
-    Stage.LID: CallStatus.PENDING,
-    Stage.STT: CallStatus.PENDING,
-    Stage.LLM1: CallStatus.TRANSCRIPT_DONE,
-    Stage.LLM2: CallStatus.AUDIT_DONE,
+    s: r.reaudit_status for s, r in STAGES.items() if r.reaudit_status is not None
 }
-# Rule 5: fileDistribution's done-flag column of each stage.
 _DONE_FLAG: dict[Stage, str] = {
-    Stage.LID: "lidDone",
-    Stage.STT: "sttDone",
-    Stage.LLM1: "llm1Done",
-    Stage.LLM2: "llm2Done",
+    s: r.done_flag for s, r in STAGES.items()
+    if r.reaudit_status is not None and r.done_flag is not None
 }
+assert tuple(_RESET_STATUS) == REAUDIT_STAGES == tuple(_DONE_FLAG)
 _ALLOWED = ", ".join(REAUDIT_STAGES)
 
 

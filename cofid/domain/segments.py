@@ -11,17 +11,24 @@ Rules of `drop_hallucinations`, for each segment in order:
 4. A known silence hallucination ("Thank you.", "Thanks for watching!", "Subtitles by ...",
    see `SILENCE_PHRASES` and `SILENCE_PREFIXES`) with `no_speech_prob > no_speech_threshold`
    is dropped whatever its `avg_logprob`: Whisper is often confident in these.
-5. Everything else is kept, in order, unchanged.
+5. Whisper's decode-failure rule: a compression ratio above `compression_ratio_threshold`
+   (2.4, Whisper's default) is a repetition loop ("विगर विगर विगर …"), dropped whatever
+   its other scores. The ratio is the server's when it sends one above 0 (faster-whisper
+   sends its window's; vLLM sends a 0.0 placeholder, whisper.cpp none); otherwise it is
+   computed from the segment's text the way Whisper does (UTF-8 bytes / zlib bytes).
+6. Everything else is kept, in order, unchanged.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Sequence
 
-from cofid.backends.base import Segment
+from cofid.domain.ports import Segment
 
 VLLM_PLACEHOLDER_LOGPROB = -1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4  # Whisper's default
 
 SILENCE_PHRASES: frozenset[str] = frozenset(
     {
@@ -71,10 +78,34 @@ def is_placeholder_scores(avg_logprob: float | None, no_speech_prob: float | Non
     return avg_logprob == VLLM_PLACEHOLDER_LOGPROB and not no_speech_prob
 
 
+def text_compression_ratio(text: str) -> float:
+    """Whisper's compression ratio of a text: UTF-8 bytes over zlib-compressed bytes."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def compression_ratio_of(segment: Segment) -> float:
+    """The server's ratio when it sent a real one (> 0), else the text's (rule 5)."""
+    sent = segment.compression_ratio
+    return sent if sent is not None and sent > 0 else text_compression_ratio(segment.text)
+
+
+def is_repetition_loop(
+    segment: Segment, compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD
+) -> bool:
+    return compression_ratio_of(segment) > compression_ratio_threshold
+
+
 def is_hallucination(
-    segment: Segment, *, no_speech_threshold: float = 0.6, logprob_threshold: float = -1.0
+    segment: Segment,
+    *,
+    no_speech_threshold: float = 0.6,
+    logprob_threshold: float = -1.0,
+    compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD,
 ) -> bool:
     if not has_words(segment.text):
+        return True
+    if is_repetition_loop(segment, compression_ratio_threshold):
         return True
     no_speech, logprob = segment.no_speech_prob, segment.avg_logprob
     if no_speech is None or is_placeholder_scores(logprob, no_speech):
@@ -91,11 +122,15 @@ def drop_hallucinations(
     *,
     no_speech_threshold: float = 0.6,
     logprob_threshold: float = -1.0,
+    compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD,
 ) -> list[Segment]:
     return [
         segment
         for segment in segments
         if not is_hallucination(
-            segment, no_speech_threshold=no_speech_threshold, logprob_threshold=logprob_threshold
+            segment,
+            no_speech_threshold=no_speech_threshold,
+            logprob_threshold=logprob_threshold,
+            compression_ratio_threshold=compression_ratio_threshold,
         )
     ]

@@ -42,8 +42,8 @@ class EventFilter:
 @dataclass
 class Subscription:
     filter: EventFilter
-    send: trio.MemorySendChannel
-    receive: trio.MemoryReceiveChannel
+    send: trio.MemorySendChannel[Event]
+    receive: trio.MemoryReceiveChannel[Event]
     fell_behind: bool = False
     closed: bool = False
 
@@ -75,7 +75,7 @@ class EventBus:
                     self.unsubscribe(sub)
 
     def subscribe(self, flt: EventFilter, buffer: int) -> Subscription:
-        send, receive = trio.open_memory_channel(buffer)
+        send, receive = trio.open_memory_channel[Event](buffer)
         sub = Subscription(flt, send, receive)
         self.subscribers.append(sub)
         return sub

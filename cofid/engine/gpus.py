@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -33,7 +33,7 @@ class Gpu:
     in_use: int = 0
     assigned: int = 0
     done: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=200))
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
 
     @property
     def healthy(self) -> bool:
@@ -68,7 +68,7 @@ def _load(g: Gpu) -> float:
 
 
 class GpuPool:
-    def __init__(self, gpus: list[Gpu], *, clock=time.monotonic) -> None:
+    def __init__(self, gpus: list[Gpu], *, clock: Callable[[], float] = time.monotonic) -> None:
         if not gpus:
             raise ValueError("a GPU pool needs at least one GPU (or the CPU)")
         self.gpus = gpus

@@ -22,6 +22,7 @@ class StageCounters:
     status: str = StageStatus.PENDING
     started_at: float | None = None
     finished_at: float | None = None
+    last_progress: float = 0.0  # monotonic time of the last progress event
 
     def rate_per_minute(self, now: float) -> float:
         if self.started_at is None:
@@ -37,7 +38,7 @@ class RetryPolicy:
     max_backoff_s: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        base = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
         return base * rng.uniform(0.5, 1.5)
 
 
@@ -51,7 +52,7 @@ class PlanRun:
     total_files: int
     load_page: Callable[[int, int], Any]  # (after_fd_id, limit) -> awaitable list[FileState]
     update_batch: bool = True
-    batch_statuses: dict[Stage, Any] = field(default_factory=dict)  # current batchStatus values
+    batch_statuses: dict[Stage, Any] = field(default_factory=dict)  # current batch_status values
     enabled: tuple[Stage, ...] = ()  # every stage of the batch plan (for the overall status)
     counters: dict[Stage, StageCounters] = field(default_factory=dict)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (audio, stage, reason)

@@ -1,4 +1,4 @@
-"""What the engine reports while it works: stage statuses in batchStatus, events (stage
+"""What the engine reports while it works: stage statuses in batch_status, events (stage
 start, progress, completion, file results, failures) and GPU health changes.
 
 A mixin of Engine: it needs `writer`, `pool`, `progress_every_files` and
@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from cofid.backends.base import BackendError
 from cofid.domain.events import Event
 from cofid.domain.model import EventStatus, EventType, Stage, StageStatus
 from cofid.domain.ops import Insert, WriteSet
-from cofid.domain.pipeline import STATUS_COLUMN, FileState, overall_status
-from cofid.engine.gpus import Gpu
+from cofid.domain.pipeline import STAGES, FileState, overall_status
+from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun
+from cofid.engine.writer import Writer
 
 log = logging.getLogger("cofid.engine")
 
 
 class StageReporting:
+    writer: Writer
+    pool: GpuPool
+    progress_every_files: int
+    progress_every_s: float
+
     async def _record(self, run: PlanRun, stage: Stage, gpu: Gpu, ok: bool, seconds: float,
                       exc: BaseException | None) -> None:
         """Feed the GPU's circuit breaker; a GPU going unhealthy or coming back is an event
@@ -51,12 +58,8 @@ class StageReporting:
         reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackendError) else str(exc)
         details = getattr(exc, "details", None) or {}
         ws = WriteSet()
-        ws.update("fileDistribution", "id", f.fd_id, failedStage=stage.value, failureReason=reason[:2000])
-        ws.insert("processing_logs", {
-            "batch_id": f.batch_id, "call_id": f.call_id, "file_name": f.audio_name,
-            "stage_name": stage.value, "status": "failed", "attempt": attempt,
-            "error_message": reason[:4000], "details": details or None, "duration_ms": None,
-        })
+        ws.update("file_distribution", "id", f.fd_id, failed_stage=stage.value, failure_reason=reason[:2000])
+        ws.ops.append(processing_log(f, stage, "failed", attempt, error=reason, details=details))
         ev = self._file_event(run, f, stage, EventType.ERROR, EventStatus.FAILED,
                               response=details or None)
         ev.error_message = reason
@@ -67,8 +70,10 @@ class StageReporting:
         log.warning("%s failed for %s after %d attempt(s): %s", stage, f.audio_name, attempt, reason)
         await self._progress(run, stage)
 
-    async def _log_retry(self, run, stage, f, exc, attempt) -> None:
-        await self.writer.post([fs_retry_op(f, stage, exc, attempt)], [])
+    async def _log_retry(self, run: PlanRun, stage: Stage, f: FileState, exc: BaseException,
+                         attempt: int) -> None:
+        await self.writer.post([processing_log(f, stage, "retry", attempt, error=str(exc),
+                                               details=getattr(exc, "details", None))], [])
 
     # ---- stage status and events ------------------------------------------------------------
 
@@ -82,7 +87,8 @@ class StageReporting:
         ws = WriteSet()
         if run.update_batch and run.batch_statuses.get(stage) != StageStatus.COMPLETE:
             run.batch_statuses[stage] = StageStatus.IN_PROGRESS
-            ws.update("batchStatus", "id", run.batch_id, **{STATUS_COLUMN[stage]: StageStatus.IN_PROGRESS})
+            ws.update("batch_status", "id", run.batch_id,
+                      **{STAGES[stage].batch_status: StageStatus.IN_PROGRESS})
         ev = self._stage_event(run, stage, EventType.STAGE_START, EventStatus.PROCESSING)
         await self.writer.commit(ws.ops, [ev])
         self._changed(run)
@@ -101,8 +107,8 @@ class StageReporting:
         if run.update_batch:
             run.batch_statuses[stage] = StageStatus.COMPLETE
             status = overall_status(run.batch_statuses, run.enabled)
-            ws.update("batchStatus", "id", run.batch_id,
-                      **{STATUS_COLUMN[stage]: StageStatus.COMPLETE}, status=status)
+            ws.update("batch_status", "id", run.batch_id,
+                      **{STAGES[stage].batch_status: StageStatus.COMPLETE}, status=status)
         ev = self._stage_event(run, stage, EventType.STAGE_COMPLETE, EventStatus.SUCCESS)
         ev.metadata = {"done": c.done, "failed": c.failed, "skipped": c.skipped}
         await self.writer.commit(ws.ops, [ev])
@@ -113,10 +119,10 @@ class StageReporting:
         self._changed(run)
         processed = c.done + c.failed + c.skipped
         now = time.monotonic()
-        last = getattr(c, "_last_progress", 0.0)
+        last = c.last_progress
         if processed % self.progress_every_files and now - last < self.progress_every_s:
             return
-        c._last_progress = now  # type: ignore[attr-defined]
+        c.last_progress = now
         ev = self._stage_event(run, stage, EventType.STAGE_PROGRESS, EventStatus.PROCESSING)
         ev.metadata = {"done": c.done, "failed": c.failed, "skipped": c.skipped}
         await self.writer.post([], [ev])
@@ -132,20 +138,21 @@ class StageReporting:
             total_files=c.total, processed_files=c.done + c.failed + c.skipped,
         )
 
-    def _file_event(self, run, f: FileState, stage: Stage, etype: str, status: str, *,
-                    payload=None, response=None, gpu=None) -> Event:
+    def _file_event(self, run: PlanRun, f: FileState, stage: Stage, etype: str, status: str, *,
+                    payload: Any = None, response: Any = None, gpu: str | None = None) -> Event:
         return Event(
             batch_id=f.batch_id, stage=stage.value, event_type=etype, status=status,
             file_name=f.audio_name, gpu=gpu or f.gpu, payload=payload, response=response,
         )
 
 
-def fs_retry_op(f: FileState, stage: Stage, exc: BaseException, attempt: int):
+def processing_log(f: FileState, stage: Stage, status: str, attempt: int, *,
+                   error: str | None = None, details: dict[str, Any] | None = None,
+                   duration_ms: int | None = None) -> Insert:
+    """The processing_logs row of one attempt (success, retry or failure): built here only."""
     return Insert("processing_logs", ({
         "batch_id": f.batch_id, "call_id": f.call_id, "file_name": f.audio_name,
-        "stage_name": stage.value, "status": "retry", "attempt": attempt,
-        "error_message": str(exc)[:4000], "details": getattr(exc, "details", None) or None,
-        "duration_ms": None,
+        "stage_name": stage.value, "status": status, "attempt": attempt,
+        "error_message": None if error is None else error[:4000],
+        "details": details or None, "duration_ms": duration_ms,
     },))
-
-

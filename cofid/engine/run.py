@@ -20,16 +20,19 @@ from typing import Any
 
 import trio
 
+import cofid.stages  # noqa: F401  (fills the stage registry)
 from cofid.backends.base import BackendError, PermanentBackendError
 from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, needs_stage
-from cofid.engine.gpus import Gpu, GpuPool
+from cofid.domain.questions import QuestionSet
+from cofid.engine.gpus import GpuPool
 from cofid.engine.plan_run import PlanRun, RetryPolicy
-from cofid.engine.reporting import StageReporting
+from cofid.engine.reporting import StageReporting, processing_log
 from cofid.engine.writer import Writer
-from cofid.stages import file_stages as fs
+from cofid.stages.base import FileStage, StageEnv, StageInputs, Summary, stage_for
 from cofid.store.db import Database, DatabaseUnavailable
+from cofid.store.stage_inputs import StoreStageInputs
 
 log = logging.getLogger("cofid.engine")
 
@@ -43,9 +46,9 @@ class Engine(StageReporting):
         db: Database,
         writer: Writer,
         pool: GpuPool,
-        env: fs.StageEnv,
+        env: StageEnv,
         retry: RetryPolicy,
-        question_set_for: Callable[[int, int], Any],
+        question_set_for: Callable[[int, int], QuestionSet],
         file_start_events: bool = True,
         progress_every_files: int = 50,
         progress_every_s: float = 2.0,
@@ -69,17 +72,19 @@ class Engine(StageReporting):
         n = len(run.stages)
         cap = max(2, sum(g.slots for g in self.pool.gpus))
         channels = [trio.open_memory_channel[FileState](cap) for _ in range(n)]
+        # One per run: batch-level facts (triaged, question sets) are read once per run.
+        inputs = StoreStageInputs(self.db, self.question_set_for)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._feed, run, channels[0][0])
             for i, stage in enumerate(run.stages):
                 out = channels[i + 1][0] if i + 1 < n else None
-                nursery.start_soon(self._stage_group, run, i, stage, channels[i][1], out)
+                nursery.start_soon(self._stage_group, run, i, stage, inputs, channels[i][1], out)
 
-    async def _feed(self, run: PlanRun, send: trio.MemorySendChannel) -> None:
+    async def _feed(self, run: PlanRun, send: trio.MemorySendChannel[FileState]) -> None:
         async with send:
             after = 0
             while not run.draining:
-                page = await run.load_page(after, PAGE)
+                page: list[FileState] = await run.load_page(after, PAGE)
                 if not page:
                     return
                 for f in page:
@@ -88,29 +93,39 @@ class Engine(StageReporting):
                     await send.send(f)
                 after = page[-1].fd_id
 
-    async def _stage_group(self, run, index, stage, receive, send) -> None:
+    async def _stage_group(
+        self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs,
+        receive: trio.MemoryReceiveChannel[FileState], send: trio.MemorySendChannel[FileState] | None,
+    ) -> None:
         async with receive:
             if send is None:
-                await self._workers(run, index, stage, receive, None)
+                await self._workers(run, index, stage, inputs, receive, None)
             else:
                 async with send:
-                    await self._workers(run, index, stage, receive, send)
+                    await self._workers(run, index, stage, inputs, receive, send)
         await self._stage_finished(run, stage)
 
-    async def _workers(self, run, index, stage, receive, send) -> None:
+    async def _workers(
+        self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs,
+        receive: trio.MemoryReceiveChannel[FileState], send: trio.MemorySendChannel[FileState] | None,
+    ) -> None:
         async with trio.open_nursery() as nursery:
             for _ in range(self.workers_per_stage):
                 nursery.start_soon(
-                    self._worker, run, index, stage, receive.clone(), send.clone() if send else None
+                    self._worker, run, index, stage, inputs, receive.clone(),
+                    send.clone() if send else None,
                 )
 
-    async def _worker(self, run: PlanRun, index: int, stage: Stage, receive, send) -> None:
+    async def _worker(
+        self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs,
+        receive: trio.MemoryReceiveChannel[FileState], send: trio.MemorySendChannel[FileState] | None,
+    ) -> None:
         async with receive:
             try:
                 async for f in receive:
                     if run.draining:
                         continue
-                    await self._process(run, index, stage, f)
+                    await self._process(run, index, stage, inputs, f)
                     # Failed files travel on too (later stages count them as skipped), so
                     # every stage's done + failed + skipped adds up to the run's files.
                     if send is not None and not run.draining:
@@ -121,7 +136,9 @@ class Engine(StageReporting):
 
     # ---- one file at one stage -------------------------------------------------------------
 
-    async def _process(self, run: PlanRun, index: int, stage: Stage, f: FileState) -> bool:
+    async def _process(
+        self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs, f: FileState
+    ) -> bool:
         """Run `stage` for `f`; False when the file failed (or was left for a restart)."""
         c = run.counters[stage]
         if not needs_stage(f, stage, run.stages):
@@ -129,31 +146,29 @@ class Engine(StageReporting):
             self._changed(run)
             return f.failed_stage is None
         await self._enter(run, stage)
-        if stage is Stage.STT:
-            gated = fs.gate_stt(self.env, f)
-            if gated is not None:
-                ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,
-                                      response={"status": f.call_status})
-                await self.writer.commit(gated.ops, [ev])
-                c.skipped += 1
-                await self._progress(run, stage)
-                return True
-        ctx = None
-        if stage in (Stage.LLM1, Stage.LLM2):
-            try:
-                ctx = await self._llm_context(f, stage)
-            except (trio.Cancelled, DatabaseUnavailable):
-                raise
-            except Exception as exc:  # e.g. no question set for the call's process
-                await self._fail(run, stage, f, exc, 0)
-                return False
+        st = stage_for(stage)
+        gated = st.gate(self.env, f)
+        if gated is not None:
+            ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,
+                                  response={"status": f.call_status})
+            await self.writer.commit(gated.ops, [ev])
+            c.skipped += 1
+            await self._progress(run, stage)
+            return True
+        try:
+            ctx = await st.load(f, inputs)
+        except (trio.Cancelled, DatabaseUnavailable):
+            raise
+        except Exception as exc:  # e.g. no question set for the call's process
+            await self._fail(run, stage, f, exc, 0)
+            return False
         attempt = 0
         while True:
             attempt += 1
             if run.draining:
                 return False
             try:
-                outcome, gpu_name, ms = await self._attempt(run, index, stage, f, ctx, attempt)
+                ws, summary, gpu_name, ms = await self._attempt(run, index, st, f, ctx, attempt)
                 break
             except (trio.Cancelled, DatabaseUnavailable):
                 raise
@@ -170,8 +185,8 @@ class Engine(StageReporting):
                 log.exception("%s failed on %s", stage, f.audio_name)
                 await self._fail(run, stage, f, exc, attempt)
                 return False
-        ws, summary = outcome
-        ws.insert("processing_logs", fs.success_log(f, stage, attempt, ms, gpu_name))
+        ws.ops.append(processing_log(f, stage, "success", attempt, duration_ms=ms,
+                                     details={"gpu": gpu_name} if gpu_name else None))
         ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,
                               payload=summary.get("request"), response=summary.get("response"),
                               gpu=gpu_name)
@@ -189,7 +204,10 @@ class Engine(StageReporting):
         await self._progress(run, stage)
         return True
 
-    async def _attempt(self, run, index, stage, f, ctx, attempt):
+    async def _attempt(
+        self, run: PlanRun, index: int, st: FileStage[Any, Any], f: FileState, ctx: Any, attempt: int
+    ) -> tuple[WriteSet, Summary, str, int]:
+        stage = st.stage
         preferred = f.gpu if self.pool.needs_affinity else None
         async with self.pool.slot(priority=index, preferred=preferred) as gpu:
             request_summary = {"audio": f.audio_name, "attempt": attempt, "gpu": gpu.name}
@@ -199,94 +217,19 @@ class Engine(StageReporting):
                     payload=request_summary, gpu=gpu.name)])
             t0 = time.monotonic()
             try:
-                result = await self._call(stage, f, gpu, ctx)
+                result = await st.call(self.env, f, gpu.backends, ctx)
             except BackendError as exc:
                 await self._record(run, stage, gpu, False, time.monotonic() - t0, exc)
                 raise
             dt = time.monotonic() - t0
             await self._record(run, stage, gpu, True, dt, None)
-        ws, response = self._writes(stage, f, result, ctx)
+        ws, summary = st.writes(f, result, ctx)
         if gpu.name != f.gpu:
-            # gpuIp names the GPU that did the file's latest GPU stage; when the file left
+            # gpu_ip names the GPU that did the file's latest GPU stage; when the file left
             # an unhealthy GPU the result's event says where it came from.
             previous = self.pool.by_name.get(f.gpu or "")
             if previous is not None and not previous.healthy:
-                response = {**response, "moved_from": previous.name}
-            ws.update("fileDistribution", "id", f.fd_id, gpuIp=gpu.name)
+                summary = {**summary, "moved_from": previous.name}
+            ws.update("file_distribution", "id", f.fd_id, gpu_ip=gpu.name)
             f.gpu = gpu.name
-        return (ws, response), gpu.name, int(dt * 1000)
-
-    async def _call(self, stage: Stage, f: FileState, gpu: Gpu, ctx) -> Any:
-        b = gpu.backends
-        if stage is Stage.DENOISE:
-            return await fs.call_denoise(self.env, f, b)
-        if stage is Stage.IVR:
-            return await fs.call_ivr(self.env, f, b)
-        if stage is Stage.LID:
-            return await fs.call_lid(self.env, f, b)
-        if stage is Stage.STT:
-            return await fs.call_stt(self.env, f, b)
-        if stage is Stage.LLM1:
-            return await fs.call_llm1(self.env, f, b, ctx)
-        return await fs.call_llm2(self.env, f, b, ctx)
-
-    def _writes(self, stage: Stage, f: FileState, result: Any, ctx) -> tuple[WriteSet, dict]:
-        if stage is Stage.DENOISE:
-            return fs.writes_denoise(f, result), _summary(result)
-        if stage is Stage.IVR:
-            return fs.writes_ivr(f, result), _summary(result)
-        if stage is Stage.LID:
-            return fs.writes_lid(f, result), _summary(result)
-        if stage is Stage.STT:
-            f.carried["transcript"] = fs.transcript_dicts(result)
-            return fs.writes_stt(f, result), _summary(result)
-        if stage is Stage.LLM1:
-            f.carried["extracted_trades"] = fs.extracted_dicts(result)
-            return fs.writes_llm1(f, result), _summary(result)
-        f.carried.clear()  # the last stage: nothing further needs it
-        return fs.writes_llm2(f, result, ctx), _summary(result)
-
-    async def _llm_context(self, f: FileState, stage: Stage) -> fs.LlmContext:
-        """The LLM stages' inputs: carried over from this run's earlier stages where they
-        ran, read from the database otherwise (a resumed file, a reaudit of llm1/llm2)."""
-        from cofid.store import repo
-
-        carried = f.carried
-
-        def load(conn):
-            if "transcript" not in carried:
-                carried["transcript"] = repo.transcript_of(conn, f.call_id)
-            if "call_metadata" not in carried:
-                carried["call_metadata"] = repo.call_metadata_of(conn, f.batch_id, f.audio_name)
-                carried["trades"] = repo.mapped_trades_of(conn, f.batch_id, f.audio_name)
-            if stage is Stage.LLM2:
-                if "extracted_trades" not in carried:
-                    carried["extracted_trades"] = repo.extracted_trades_of(conn, f.call_id)
-                if "triaged" not in carried:
-                    carried["triaged"] = repo.batch_triaged(conn, f.batch_id)
-
-        needed = ("transcript", "call_metadata") + (
-            ("extracted_trades", "triaged") if stage is Stage.LLM2 else ())
-        if any(k not in carried for k in needed):
-            await self.db.read(load)
-        ctx = fs.LlmContext(
-            transcript=carried["transcript"],
-            call_metadata=carried["call_metadata"],
-            trades=carried["trades"],
-        )
-        if stage is Stage.LLM2:
-            ctx.extracted_trades = carried["extracted_trades"]
-            ctx.question_set = self.question_set_for(f.process_id, f.category_mapping_id)
-            ctx.no_trade_answers = not ctx.trades and carried["triaged"]
-        return ctx
-
-
-def _summary(result: Any) -> dict[str, Any]:
-    if result is None:
-        return {}
-    out = {}
-    for key in ("request", "response"):
-        v = getattr(result, key, None)
-        if v:
-            out[key] = v
-    return out
+        return ws, summary, gpu.name, int(dt * 1000)

@@ -7,24 +7,23 @@ load thousands of small writes become a few multi-row statements, and when idle 
 result commits at once (no timer adds latency). If a group fails, its items are retried
 one by one, so one bad result cannot sink its neighbours.
 
-Event ids are assigned here, in commit order, and events are published to the bus only
+The SQL of a group (translation of field names, event numbering, the inserts) is
+cofid/store/writes.py; this module only schedules. Event ids are assigned in commit order, and events are published to the bus only
 after their transaction committed: subscribers never see an event that a crash could undo.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import trio
-from sqlalchemy.engine import Connection
 
 from cofid.domain.events import Event
-from cofid.domain.ops import Insert, Op
-from cofid.engine.bus import EventBus
-from cofid.store.db import Database, DatabaseUnavailable, execute_ops
+from cofid.domain.ops import Op
+from cofid.engine.bus import EventBus, max_event_id
+from cofid.store.db import Database, DatabaseUnavailable
+from cofid.store.writes import EventIds, Step, commit_group
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +35,8 @@ class _Item:
     done: trio.Event | None = None
     error: BaseException | None = None
     # A batch-level step: runs in the group's transaction and returns its events.
-    step: Callable[[Connection], list[Event]] | None = None
+    step: Step | None = None
     result: list[Event] = field(default_factory=list)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Writer:
@@ -50,37 +45,39 @@ class Writer:
         self.bus = bus
         self.max_group = max_group
         self._send, self._receive = trio.open_memory_channel[_Item](queue)
-        self.next_id = 1
+        self._ids = EventIds()
         self.groups_committed = 0
         self.items_committed = 0
 
-    async def start(self) -> None:
-        from cofid.engine.bus import max_event_id
+    @property
+    def next_id(self) -> int:
+        return self._ids.next_id
 
-        self.next_id = await max_event_id(self.db) + 1
-        self.bus.last_id = self.next_id - 1
+    async def start(self) -> None:
+        self._ids.next_id = await max_event_id(self.db) + 1
+        self.bus.last_id = self._ids.next_id - 1
 
     async def commit(self, ops: list[Op], events: list[Event] | None = None) -> None:
         """Queue a write set and wait until it is committed; raises what the commit raised."""
-        item = _Item(ops, events or [], trio.Event())
-        await self._send.send(item)
-        await item.done.wait()
-        if item.error is not None:
-            raise item.error
+        await self._wait(_Item(ops, events or [], trio.Event()))
 
-    async def run_step(self, step: Callable[[Connection], list[Event]]) -> list[Event]:
+    async def run_step(self, step: Step) -> list[Event]:
         """Run a batch-level step (bulk SQL of its own) and commit the events it returns in
         the same transaction: a crash leaves both or neither."""
         item = _Item([], [], trio.Event(), step=step)
-        await self._send.send(item)
-        await item.done.wait()
-        if item.error is not None:
-            raise item.error
+        await self._wait(item)
         return item.result
 
     async def post(self, ops: list[Op], events: list[Event] | None = None) -> None:
         """Queue a write set without waiting for it (events, logs); ordered with the rest."""
         await self._send.send(_Item(ops, events or []))
+
+    async def _wait(self, item: _Item) -> None:
+        assert item.done is not None
+        await self._send.send(item)
+        await item.done.wait()
+        if item.error is not None:
+            raise item.error
 
     async def run(self) -> None:
         async with self._receive:
@@ -89,7 +86,9 @@ class Writer:
                 while len(group) < self.max_group:
                     try:
                         group.append(self._receive.receive_nowait())
-                    except trio.WouldBlock:
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        # EndOfChannel: drained with this group still to commit; the
+                        # loop ends after it.
                         break
                 await self._commit_group(group)
 
@@ -99,7 +98,7 @@ class Writer:
 
     async def _commit_group(self, group: list[_Item]) -> None:
         try:
-            await self.db.run(self._execute, group)
+            await self.db.run(commit_group, self.db.engine, group, self._ids)
         except DatabaseUnavailable:
             raise
         except Exception as exc:
@@ -109,7 +108,7 @@ class Writer:
             else:
                 for item in group:
                     try:
-                        await self.db.run(self._execute, [item])
+                        await self.db.run(commit_group, self.db.engine, [item], self._ids)
                     except DatabaseUnavailable:
                         raise
                     except Exception as one_exc:
@@ -122,43 +121,3 @@ class Writer:
                 self.bus.publish(item.events + item.result)
             if item.done is not None:
                 item.done.set()
-
-    def _committed(self, event_id: int) -> bool:
-        import sqlalchemy as sa
-
-        from cofid.store import tables as t
-
-        with self.db.engine.connect() as conn:
-            return conn.execute(
-                sa.select(t.batch_execution_log.c.id).where(t.batch_execution_log.c.id == event_id)
-            ).first() is not None
-
-    def _number(self, events: list[Event]) -> None:
-        # Only this writer assigns ids, one group at a time: ids follow commit order.
-        now = utcnow()
-        for e in events:
-            if not e.id:
-                e.id = self.next_id
-                self.next_id += 1
-            if e.timestamp is None:
-                e.timestamp = now
-
-    def _execute(self, group: list[_Item]) -> None:
-        ops: list[Op] = []
-        events: list[Event] = []
-        known = [e for item in group for e in item.events if e.id]
-        if known and self._committed(known[0].id):
-            # Database.run retried us after a lost connection, and the COMMIT had in fact
-            # gone through: the group is durable, doing it again would write it twice.
-            return
-        with self.db.engine.begin() as conn:
-            for item in group:
-                ops.extend(item.ops)
-                events.extend(item.events)
-                if item.step is not None:
-                    item.result = item.step(conn)
-                    events.extend(item.result)
-            self._number(events)
-            if events:
-                ops.append(Insert("batchExecutionLog", tuple(e.row() for e in events)))
-            execute_ops(conn, ops)

@@ -1,39 +1,44 @@
-"""The reaudit plan: the seed's section 3, over the same engine.
+"""The reaudit plan: the seed's section 3, over the same engine, as a pure spec.
 
 1. Validate the request (cofid.domain.reaudit): stages ⊆ {lid, stt, llm1, llm2}, names.
 2. Find the calls by audioName; names with no call are reported, not ignored. A name
    that exists in several batches selects every one of its calls.
-3. Refuse, naming them, calls that another task is working on (CallsBusy → the RPC's
-   FAILED_PRECONDITION): two tasks never touch one call at once, and unrelated calls
+3. Refuse, naming them, calls that another task is working on (cofid.service.
+   reservations, CallsBusy): two tasks never touch one call at once, and unrelated calls
    are never serialized behind a global lock.
 4. One transaction: delete transcripts (stt), callConversation (llm1, cofi's fix: the
    seed left old trades beside new ones), auditAnswer (llm2); reset call.status from the
-   earliest chosen stage; reset the chosen done flags and any recorded failure.
+   earliest chosen stage; reset the chosen done flags and any recorded failure
+   (cofid.store.reaudit.cleanup).
 5. Run exactly the chosen stages; batchStatus is untouched. Events go to batch 0 for the
    reaudit as a whole and to each call's batch for its files.
+
+This module holds steps 1–2 over plain call records and the events and PlanRun of 4–5;
+cofid.service.reaudit runs them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-import sqlalchemy as sa
+from typing import Protocol
 
 from cofid.domain.events import Event
-from cofid.domain.model import EventStatus, EventType
+from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.reaudit import ReauditPlan, plan_reaudit, validate_audio_names
 from cofid.engine.plan_run import PlanRun
-from cofid.store import repo
-from cofid.store import tables as t
+from cofid.plans.batch import LoadPage
 
 
-class CallsBusy(RuntimeError):
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(
-            "calls are being processed by another task: " + ", ".join(sorted(names)[:20])
-            + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-        )
-        self.names = names
+class CallRef(Protocol):
+    """A call as the reaudit finds it (cofid.store.reaudit.CallRef)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def batch_id(self) -> int: ...
+    @property
+    def audio_name(self) -> str: ...
 
 
 @dataclass
@@ -47,72 +52,46 @@ class ReauditRequest:
     name_of_call: dict[int, str] = field(default_factory=dict)
 
 
-async def resolve(app, audio_names, stages) -> ReauditRequest:
-    plan = plan_reaudit(stages)
-    names = validate_audio_names(audio_names)
-    rows = await app.db.read(lambda c: repo.calls_by_audio_names(c, names))
-    found = {r.audioName for r in rows}
-    req = ReauditRequest(plan, names)
-    req.call_ids = sorted(r.id for r in rows)
-    req.batch_ids = sorted({r.batchId for r in rows})
-    req.unknown = [n for n in names if n not in found]
-    req.matched_names = [n for n in names if n in found]
-    req.name_of_call = {r.id: r.audioName for r in rows}
-    return req
+def checked_request(audio_names: Iterable[str], stages: Iterable[str]) -> tuple[ReauditPlan, list[str]]:
+    """Step 1: the plan and the cleaned names, or the domain's ReauditRequestError."""
+    return plan_reaudit(stages), validate_audio_names(audio_names)
 
 
-def cleanup(conn, req: ReauditRequest) -> dict[str, int]:
-    ids, plan = req.call_ids, req.plan
-    counts = {"transcripts_deleted": 0, "answers_deleted": 0, "conversations_deleted": 0}
-    for i in range(0, len(ids), 1000):
-        chunk = ids[i : i + 1000]
-        if plan.delete_transcripts:
-            counts["transcripts_deleted"] += conn.execute(
-                sa.delete(t.transcript).where(t.transcript.c.callId.in_(chunk))).rowcount
-        if plan.delete_conversations:
-            counts["conversations_deleted"] += conn.execute(
-                sa.delete(t.call_conversation).where(t.call_conversation.c.callId.in_(chunk))).rowcount
-        if plan.delete_audit_answers:
-            counts["answers_deleted"] += conn.execute(
-                sa.delete(t.audit_answer).where(t.audit_answer.c.callId.in_(chunk))).rowcount
-        conn.execute(sa.update(t.call).where(t.call.c.id.in_(chunk))
-                     .values(status=str(plan.reset_call_status)))
-        fd, c = t.file_distribution, t.call
-        fd_ids = sa.select(fd.c.id).select_from(
-            fd.join(c, sa.and_(c.c.batchId == fd.c.batchId, c.c.audioName == fd.c.file))
-        ).where(c.c.id.in_(chunk))
-        conn.execute(sa.update(fd).where(fd.c.id.in_(fd_ids))
-                     .values(**{flag: 0 for flag in plan.reset_flags}, failedStage=None, failureReason=None))
-    return counts
+def request_for(plan: ReauditPlan, names: list[str], calls: Sequence[CallRef]) -> ReauditRequest:
+    """Step 2: the calls the names select, and the names that select none."""
+    found = {r.audio_name for r in calls}
+    return ReauditRequest(
+        plan, names,
+        call_ids=sorted(r.id for r in calls),
+        batch_ids=sorted({r.batch_id for r in calls}),
+        unknown=[n for n in names if n not in found],
+        matched_names=[n for n in names if n in found],
+        name_of_call={r.id: r.audio_name for r in calls},
+    )
 
 
-async def run_reaudit(app, req: ReauditRequest, *, task_id: str = "", on_change=None,
-                      on_start=None) -> PlanRun:
-    """Steps 4–5; the caller has reserved the calls (App.reserve_calls)."""
+def started_event(req: ReauditRequest, task_id: str) -> Event:
     stages = tuple(req.plan.stages)
-    start = Event(batch_id=0, stage="reaudit", event_type=EventType.INFO, status=EventStatus.PROCESSING,
-                  total_files=len(req.call_ids),
-                  metadata={"task_id": task_id, "stages": [str(s) for s in stages],
-                            "calls": len(req.call_ids), "unknown_audio_names": req.unknown[:100]})
-    await app.writer.commit([], [start])
-    counts = await app.db.write(lambda c: cleanup(c, req))
-    await app.writer.commit([], [Event(batch_id=0, stage="reaudit", event_type=EventType.INFO,
-                                       status=EventStatus.SUCCESS, metadata={"task_id": task_id, **counts})])
+    return Event(batch_id=0, stage="reaudit", event_type=EventType.INFO, status=EventStatus.PROCESSING,
+                 total_files=len(req.call_ids),
+                 metadata={"task_id": task_id, "stages": [str(s) for s in stages],
+                           "calls": len(req.call_ids), "unknown_audio_names": req.unknown[:100]})
 
-    async def load_page(after: int, limit: int):
-        return await app.db.read(
-            lambda c: repo.load_files(c, call_ids=req.call_ids, after_fd_id=after, limit=limit))
 
-    run = PlanRun(kind="reaudit", batch_id=0, stages=stages, total_files=len(req.call_ids),
-                  load_page=load_page, update_batch=False)
-    run.on_change = on_change
-    if on_start is not None:
-        on_start(run)
-    await app.engine.run(run)
-    failed = sum(c.failed for c in run.counters.values())
-    await app.writer.commit([], [Event(
+def cleaned_event(task_id: str, counts: dict[str, int]) -> Event:
+    return Event(batch_id=0, stage="reaudit", event_type=EventType.INFO,
+                 status=EventStatus.SUCCESS, metadata={"task_id": task_id, **counts})
+
+
+def finished_event(req: ReauditRequest, task_id: str, failed: int) -> Event:
+    return Event(
         batch_id=0, stage="reaudit", event_type=EventType.INFO,
         status=EventStatus.SUCCESS if not failed else EventStatus.FAILED,
         total_files=len(req.call_ids), processed_files=len(req.call_ids),
-        metadata={"task_id": task_id, "completed": True, "failed_files": failed})])
-    return run
+        metadata={"task_id": task_id, "completed": True, "failed_files": failed})
+
+
+def reaudit_run(req: ReauditRequest, load_page: LoadPage) -> PlanRun:
+    """Step 5: exactly the chosen stages over the calls; batchStatus untouched."""
+    return PlanRun(kind="reaudit", batch_id=0, stages=tuple(Stage(s) for s in req.plan.stages),
+                   total_files=len(req.call_ids), load_page=load_page, update_batch=False)

@@ -135,7 +135,7 @@ class Database:
                 if not is_connection_error(exc) or time.monotonic() > deadline:
                     if is_connection_error(exc):
                         raise DatabaseUnavailable(
-                            f"database unreachable (waited {wait_s:.0f} s): {exc.orig}"
+                            f"database unreachable (waited {wait_s:.0f} s): {getattr(exc, 'orig', exc)}"
                         ) from exc
                     raise
                 msg = f"database unreachable ({getattr(exc, 'orig', exc)}); retrying in {delay:.1f} s"
@@ -188,14 +188,14 @@ def execute_ops(conn: Connection, ops: Iterable[Op]) -> None:
     # Updates that set the same values merge into one WHERE key IN (...); the rest (one
     # row each, e.g. a call's language and duration) go as one executemany per column set.
     singles: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = {}
-    for (table, col, values), keys in updates.items():
+    for (table, col, pairs), keys in updates.items():
         if len(keys) == 1:
-            cols = tuple(k for k, _v in values)
-            singles.setdefault((table, col, cols), []).append({"_key": keys[0], **dict(values)})
+            cols = tuple(k for k, _v in pairs)
+            singles.setdefault((table, col, cols), []).append({"_key": keys[0], **dict(pairs)})
             continue
         tbl = t.TABLES_BY_NAME[table]
         for chunk in _chunks(keys, INSERT_CHUNK):
-            conn.execute(sa.update(tbl).where(tbl.c[col].in_(chunk)).values(dict(values)))
+            conn.execute(sa.update(tbl).where(tbl.c[col].in_(chunk)).values(dict(pairs)))
     for (table, col, cols), params in singles.items():
         tbl = t.TABLES_BY_NAME[table]
         stmt = sa.update(tbl).where(tbl.c[col] == sa.bindparam("_key")).values(

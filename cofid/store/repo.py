@@ -66,7 +66,9 @@ def create_batch(
             pipeline=pipeline,
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def batch_by_source(conn: Connection, directory: str) -> sa.Row | None:
@@ -195,7 +197,7 @@ def load_files(
 
 def calls_by_audio_names(conn: Connection, names: Sequence[str]) -> list[sa.Row]:
     c = t.call
-    rows = []
+    rows: list[sa.Row] = []
     for i in range(0, len(names), 1000):
         rows.extend(conn.execute(sa.select(c.c.id, c.c.batchId, c.c.audioName, c.c.status).where(
             c.c.audioName.in_(names[i : i + 1000]))))

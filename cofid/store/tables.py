@@ -17,44 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+
+from cofid.store.column_types import Flag, Millis, Money, Seconds, now_default
 
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
 
-# Portable types with the MySQL spelling the seed's readers expect.
-Flag = sa.SmallInteger().with_variant(mysql.TINYINT(), "mysql")
-Millis = sa.DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql")
-Seconds = sa.DateTime().with_variant(mysql.DATETIME(), "mysql")
-LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
-Money = sa.Numeric(20, 6)
-
 STAGE_STATUS = ("Pending", "InProgress", "Complete")
-
-
-class _CurrentTimestampMillis(FunctionElement):
-    """CURRENT_TIMESTAMP(3) on MySQL (a DATETIME(3) default must match its precision),
-    CURRENT_TIMESTAMP elsewhere."""
-
-    type = sa.DateTime()
-    inherit_cache = True
-
-
-@compiles(_CurrentTimestampMillis)
-def _ts_default(element, compiler, **kw):  # noqa: ARG001
-    return "CURRENT_TIMESTAMP"
-
-
-@compiles(_CurrentTimestampMillis, "mysql")
-def _ts_mysql(element, compiler, **kw):  # noqa: ARG001
-    return "CURRENT_TIMESTAMP(3)"
-
-
-def _now() -> FunctionElement:
-    return _CurrentTimestampMillis()
 
 
 def _stage_status(name: str) -> sa.Column:
@@ -93,7 +63,7 @@ batch_status = sa.Table(
     sa.Column("categoryMappingId", sa.Integer, nullable=False, server_default="1"),
     # The enabled optional stages, as JSON, frozen at creation so a resume runs the same plan.
     sa.Column("pipeline", sa.JSON, nullable=True),
-    sa.Column("createdAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
     sa.Column("completedAt", Millis, nullable=True),
     sa.UniqueConstraint("batchDate", "batchNumber", name="uq_batch_date_number"),
     sa.UniqueConstraint("sourceKey", name="uq_batch_source"),
@@ -120,7 +90,7 @@ file_distribution = sa.Table(
     sa.Column("ivrTrimOffset", sa.Float, nullable=True),
     sa.Column("failedStage", sa.String(32), nullable=True),
     sa.Column("failureReason", sa.Text, nullable=True),
-    sa.Column("updatedAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("updatedAt", Millis, nullable=False, server_default=now_default()),
     sa.UniqueConstraint("batchId", "file", name="uq_fd_batch_file"),
 )
 
@@ -136,8 +106,8 @@ call = sa.Table(
     sa.Column("audioDuration", sa.Float, nullable=False, server_default="0"),
     sa.Column("processId", sa.Integer, nullable=False, server_default="1"),
     sa.Column("categoryMappingId", sa.Integer, nullable=False, server_default="1"),
-    sa.Column("createdAt", Millis, nullable=False, server_default=_now()),
-    sa.Column("updatedAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
+    sa.Column("updatedAt", Millis, nullable=False, server_default=now_default()),
     sa.UniqueConstraint("batchId", "audioName", name="uq_call_batch_audio"),
     sa.Index("ix_call_audio", "audioName"),
     sa.Index("ix_call_batch_status", "batchId", "status"),
@@ -200,7 +170,7 @@ lid_status = sa.Table(
     sa.Column("language", sa.String(16), nullable=False),
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("audioDuration", sa.Float, nullable=False),
-    sa.Column("createdAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
     # One row per identification: a reaudit of lid adds a row, so the history stays.
     sa.Index("ix_lid_call", "callId"),
 )
@@ -234,7 +204,7 @@ call_conversation = sa.Table(
     sa.Column("price", Money, nullable=True),
     sa.Column("orderType", sa.String(16), nullable=True),
     sa.Column("evidence", sa.Text, nullable=True),
-    sa.Column("createdAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
     sa.UniqueConstraint("callId", "tradeIndex", name="uq_conv_call_trade"),
 )
 
@@ -263,7 +233,7 @@ audit_answer = sa.Table(
     sa.Column("evidence", sa.Text, nullable=True),
     # "triaging" for the 'No trade data found' answers, "llm2" for the model's.
     sa.Column("source", sa.String(16), nullable=False, server_default="llm2"),
-    sa.Column("createdAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
     sa.UniqueConstraint("callId", "questionId", name="uq_answer_call_question"),
 )
 
@@ -280,7 +250,7 @@ processing_logs = sa.Table(
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("details", sa.JSON, nullable=True),
     sa.Column("duration_ms", sa.Integer, nullable=True),
-    sa.Column("created_at", Millis, nullable=False, server_default=_now()),
+    sa.Column("created_at", Millis, nullable=False, server_default=now_default()),
     sa.Index("ix_pl_batch_status_stage", "batch_id", "status", "stage_name"),
     sa.Index("ix_pl_call", "call_id"),
 )
@@ -304,7 +274,7 @@ batch_execution_log = sa.Table(
     # 0 for events that belong to no batch (a reaudit spanning batches, daemon info):
     # hence no foreign key, unlike the seed's sketch.
     sa.Column("batchId", sa.Integer, nullable=False),
-    sa.Column("timestamp", Millis, nullable=False, server_default=_now()),
+    sa.Column("timestamp", Millis, nullable=False, server_default=now_default()),
     sa.Column("stage", sa.String(50), nullable=False),
     sa.Column("eventType", sa.Enum(*EVENT_TYPES, name="event_type", create_constraint=False)),
     sa.Column("fileName", sa.String(255)),
@@ -330,8 +300,8 @@ task = sa.Table(
     sa.Column("request", sa.JSON, nullable=False),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Column("createdAt", Millis, nullable=False, server_default=_now()),
-    sa.Column("updatedAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
+    sa.Column("updatedAt", Millis, nullable=False, server_default=now_default()),
     sa.Index("ix_task_state", "state"),
 )
 
@@ -339,7 +309,7 @@ schema_version = sa.Table(
     "schemaVersion",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("appliedAt", Millis, nullable=False, server_default=_now()),
+    sa.Column("appliedAt", Millis, nullable=False, server_default=now_default()),
 )
 
 # The seed's twelve tables, in the order their rows are first written.
@@ -368,11 +338,8 @@ TABLES_BY_NAME = dict(metadata.tables)
 
 # ---- the one map between the seed's names and the names the rest of cofid uses --------
 #
-# Outside cofid/store/ nothing spells a seed name: code above the store speaks of tables
-# and columns by their snake_case *field names* ("file_distribution", "call_id",
-# "stt_done"), and the store translates with the functions below. The field name of a
-# seed name is derived mechanically (camelCase -> snake_case), so the map cannot drift
-# from the definitions above; a duplicate would fail at import.
+# Code above the store names tables and columns by snake_case field names ("call_id"),
+# derived mechanically from the seed's names, so the map cannot drift; a clash fails here.
 
 
 def field_name(seed_name: str) -> str:

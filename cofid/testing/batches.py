@@ -1,7 +1,7 @@
 """A batch directory whose every outcome is known in advance, for the pipeline tests.
 
 `write_fixture_batch(dir)` writes calls named after the conventions of
-`cofid.testing.fake_backends.default_script` (so the "fake" backends decide each call's
+`cofid.backends.fake.default_script` (so the "fake" backends decide each call's
 language, duration, segments and failures), real WAV bytes (a tenth of a second of quiet
 noise, written with soundfile; the fake backends never decode them) and the two CSVs, and
 returns what a run of the batch must leave in the tables.
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from cofid.backends.fake import default_script
 from cofid.domain.model import LANGUAGE_IDS, CallStatus, Language
-from cofid.testing.fake_backends import default_script
 
 DAY = datetime(2026, 1, 5, 4, 0, 0)  # 09:30 IST, stored as naive UTC
 MIN_DURATION_S = 5.0
@@ -82,7 +82,7 @@ def _trade_row(client, symbol, side, qty, price, at, audio_name) -> dict[str, An
 def fixture_calls(extra_calls: int = 0):
     calls = list(_CALLS)
     for i in range(extra_calls):
-        trades = ()
+        trades: tuple[tuple[str, str, str, int, str, int], ...] = ()
         if i % 2 == 0:
             trades = ((f"TB{i:03d}", "INFY", "BUY", 10 + i, "1500", 15),)
         calls.append((f"call_{100 + i:03d}_bulk.wav", f"CB{i:03d}", 40 + i, trades))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,10 @@ import sqlalchemy as sa
 import trio
 
 from cofid.api.auth import bearer_metadata
-from cofid.api.server import serve_main
-from cofid.backends.health import CircuitBreaker
+from cofid.backends.fake import FakeBackends
 from cofid.config import parse_config
-from cofid.engine.gpus import Gpu
 from cofid.store import tables as t
-from cofid.testing.fake_backends import FakeBackends
+from cofid.testing.daemon import InProcessDaemon
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 
@@ -141,35 +138,23 @@ def make_cfg(tmp: Path, db_url: str | None = None, grpc_extra: dict | None = Non
 
 @pytest.fixture
 async def start_server(tmp_path, nursery):
-    started: list[Harness] = []
+    started: list[tuple[InProcessDaemon, Harness]] = []
 
     async def start(db_url: str | None = None, grpc_extra: dict | None = None,
                     fake: FakeBackends | None = None, subdir: str = "srv", **extra) -> Harness:
         cfg = make_cfg(tmp_path / subdir, db_url, grpc_extra, **extra)
         fake = fake or FakeBackends()
-        gpus = [Gpu("gpu-a", 2, fake.backends(), CircuitBreaker(clock=time.monotonic)),
-                Gpu("gpu-b", 2, fake.backends(), CircuitBreaker(clock=time.monotonic))]
-        stop, finished = trio.Event(), trio.Event()
-
-        async def runner(task_status=trio.TASK_STATUS_IGNORED):
-            try:
-                await serve_main(cfg, gpus=gpus, stop=stop, handle_signals=False,
-                                 task_status=task_status)
-            finally:
-                finished.set()
-
-        service, _plane, bound = await nursery.start(runner)
-        channel = grpc.insecure_channel(bound[0])
-        h = Harness(cfg, service, bound[0], fake, channel, pb_grpc.CofiStub(channel), stop,
-                    finished, tmp_path / subdir)
-        started.append(h)
+        d = InProcessDaemon(cfg, fake, nursery)
+        await d.start()
+        channel = grpc.insecure_channel(d.bound[0])
+        h = Harness(cfg, d.service, d.bound[0], fake, channel, pb_grpc.CofiStub(channel),
+                    d.stop, d.finished, tmp_path / subdir)
+        started.append((d, h))
         return h
 
     yield start
-    for h in started:
-        h.stop.set()
-        with trio.fail_after(20):
-            await h.finished.wait()
+    for d, h in started:
+        await d.shutdown()
         h.channel.close()
 
 

@@ -209,7 +209,7 @@ async def test_queries(start_server, tmp_path):
 
 
 async def test_cancel_running_batch(start_server, tmp_path):
-    from cofid.testing.fake_backends import FakeBackends
+    from cofid.backends.fake import FakeBackends
 
     h = await start_server(fake=FakeBackends(latency_s=0.2))
     d = write_batch_dir(tmp_path / "slow", [f"s{i}.wav" for i in range(20)])
@@ -229,7 +229,7 @@ async def test_cancel_running_batch(start_server, tmp_path):
 
 
 async def test_shutdown_drains_and_restart_resumes(start_server, tmp_path):
-    from cofid.testing.fake_backends import FakeBackends
+    from cofid.backends.fake import FakeBackends
 
     h = await start_server(fake=FakeBackends(latency_s=0.1))
     d = write_batch_dir(tmp_path / "resume", [f"r{i}.wav" for i in range(16)])

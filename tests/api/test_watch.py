@@ -9,8 +9,8 @@ import grpc
 import sqlalchemy as sa
 import trio
 
+from cofid.backends.fake import FakeBackends
 from cofid.store import tables as t
-from cofid.testing.fake_backends import FakeBackends
 from protos.cofi.v1 import cofi_pb2 as pb
 from tests.api.conftest import VIEW, write_batch_dir
 

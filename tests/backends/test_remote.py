@@ -13,6 +13,7 @@ import soundfile
 import trio
 
 from cofid.backends.base import AudioRef, BackendError, ChatRequest, PermanentBackendError
+from cofid.backends.dialects import Dialect
 from cofid.backends.json_schema import SchemaViolation, example_instance, validate
 from cofid.backends.remote import (
     RemoteChat,
@@ -22,7 +23,7 @@ from cofid.backends.remote import (
     make_remote_backends,
     parse_verbose_json,
 )
-from cofid.testing.http_server import (
+from cofid.simworker.http_server import (
     DropConnection,
     HttpServer,
     Request,
@@ -354,7 +355,9 @@ def chat_reply(content, finish_reason="stop"):
 
 async def test_chat_sends_the_nested_json_schema_form_and_returns_the_data(serve, client):
     stand_in, url = await serve(chat_reply(json.dumps(GOOD)))
-    options = RemoteOptions(chat_model="qwen2.5-7b", api_key="sekret", temperature=0.1)
+    options = RemoteOptions(
+        chat_model="qwen2.5-7b", api_key="sekret", dialect=Dialect(chat_temperature=0.1)
+    )
     result = await RemoteChat(url + "/v1/", client, options).complete(CHAT_REQUEST)
 
     sent = stand_in.requests[0]
@@ -366,6 +369,7 @@ async def test_chat_sends_the_nested_json_schema_form_and_returns_the_data(serve
             {"role": "system", "content": "Extract trades."},
             {"role": "user", "content": "Buy 100 INFY."},
         ],
+        "max_tokens": 2048,  # always sent (issue 20)
         "temperature": 0.1,
         "response_format": {
             "type": "json_schema",

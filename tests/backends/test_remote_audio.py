@@ -14,16 +14,15 @@ import soundfile
 import sqlalchemy as sa
 import trio
 
-from cofid.app import open_app
 from cofid.backends.base import AudioRef, BackendError, PermanentBackendError
-from cofid.backends.factory import build_gpus
 from cofid.backends.remote import RemoteOptions
 from cofid.backends.remote_audio import RemoteDenoise, RemoteIvr
 from cofid.config import parse_config
+from cofid.service.app import build_gpus, open_app
+from cofid.simworker import SimConfig, serve_simworker
+from cofid.simworker.audio import fake_ivr, fake_reduction_db
+from cofid.simworker.http_server import HttpServer, Request, Response, error_response, json_response
 from cofid.store import tables as t
-from cofid.testing.http_server import HttpServer, Request, Response, error_response, json_response
-from cofid.testing.sim_audio import fake_ivr, fake_reduction_db
-from cofid.testing.simworker import SimConfig, serve_simworker
 
 FAST = RemoteOptions(timeout_s=5.0, connect_timeout_s=2.0)
 INSTANT = {"time_scale": 0.0}

@@ -5,6 +5,7 @@ from cofid.backends.json_schema import validate
 from cofid.backends.rules import RulesChat, transcript_text
 from cofid.domain.prompts import build_llm1_request, build_llm2_request
 from cofid.domain.questions import Question, default_question_set
+from cofid.domain.replies import keyed_llm2
 
 QUESTIONS = default_question_set().questions
 
@@ -75,7 +76,8 @@ async def run_llm2(transcript, trades, extracted, questions=QUESTIONS):
         questions=questions,
     )
     result = await RulesChat().complete(request)
-    validate(result.data, request.schema)
+    # Stages get the list form; the schema's shape is keyed by question id.
+    validate(keyed_llm2(result.data["answers"]), request.schema)
     return result
 
 
@@ -264,3 +266,14 @@ def test_transcript_text_breaks_at_speaker_changes():
         ]
     )
     assert text == "buy 100 infosys\nyes"
+
+
+async def test_a_call_with_more_orders_than_the_schema_allows_reports_the_first_ones():
+    # LLM1's schema has maxItems (issue 20); the rules backend stays within it.
+    transcript = [
+        {"start": float(i), "end": i + 1.0, "text": f"Please buy {10 + i} shares of Infosys."}
+        for i in range(25)
+    ]
+    result = await run_llm1(transcript, [INFY_TRADE])
+    assert len(result.data["trades"]) == 20
+    assert result.data["trades"][0]["quantity"] == 10

@@ -16,7 +16,7 @@ import trio
 from cofid.backends.base import AudioRef, BackendError, ChatRequest, PermanentBackendError
 from cofid.backends.json_schema import validate
 from cofid.backends.remote import RemoteChat, RemoteLid, RemoteOptions, RemoteStt
-from cofid.testing.simworker import SimConfig, serve_simworker
+from cofid.simworker import SimConfig, serve_simworker
 
 INSTANT = dict(time_scale=0.0)
 OPTIONS = RemoteOptions(timeout_s=5.0, connect_timeout_s=2.0)
@@ -298,7 +298,7 @@ async def test_die_drops_connections_and_come_back_listens_on_the_same_port(star
 async def test_cli_prints_its_address_and_serves(tmp_path, client):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"a.wav": {"language": "en", "text": "Hello."}}))
-    command = [sys.executable, "-m", "cofid.testing.simworker", "--listen", "127.0.0.1:0",
+    command = [sys.executable, "-m", "cofid.simworker", "--listen", "127.0.0.1:0",
                "--seed", "5", "--time-scale", "0", "--slots", "2", "--manifest", str(manifest)]  # fmt: skip
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
     try:
@@ -328,7 +328,7 @@ async def test_cli_prints_its_address_and_serves(tmp_path, client):
 )  # fmt: skip
 def test_cli_refuses_bad_arguments(args):
     result = subprocess.run(
-        [sys.executable, "-m", "cofid.testing.simworker", *args], capture_output=True, timeout=15
+        [sys.executable, "-m", "cofid.simworker", *args], capture_output=True, timeout=15
     )
     assert result.returncode == 2
     assert b"usage" in result.stderr

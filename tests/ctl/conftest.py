@@ -2,9 +2,10 @@
 trio loop, listening on a unix socket, and helpers that run cofictl in-process
 (main(argv), stdout/stderr captured) or as a real subprocess.
 
-Approach copied from tests/api/conftest.py (same config shape, same fake GPUs); the daemon
-runs in its own thread so tests are plain synchronous functions and can stop it and
-start another on the same socket and data directory (a daemon restart).
+The daemon is cofid.testing.daemon's ThreadedDaemon (the same config shape and fake GPUs
+as tests/api/conftest.py): it runs in its own thread so tests are plain synchronous
+functions and can stop it and start another on the same socket and data directory (a
+daemon restart).
 """
 
 from __future__ import annotations
@@ -16,26 +17,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy as sa
-import trio
 
-from cofid.api.server import serve_main
-from cofid.backends.health import CircuitBreaker
+from cofid.backends.fake import FakeBackends
 from cofid.config import parse_config
-from cofid.engine.gpus import Gpu
 from cofid.store import tables as t
 from cofid.testing.batches import write_fixture_batch
-from cofid.testing.fake_backends import FakeBackends
+from cofid.testing.daemon import ThreadedDaemon
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 
@@ -57,55 +53,25 @@ def make_cfg(root: Path, sock: Path) -> Any:
     })
 
 
-class Daemon:
-    """serve_main in a thread; `root` holds the data directory and the socket."""
+class Daemon(ThreadedDaemon):
+    """serve_main in a thread (cofid.testing.daemon); `root` holds the data directory and
+    the socket."""
 
     def __init__(self, root: Path, latency_s: float = 0.0) -> None:
         self.root = root
         self.sock = root / "d.sock"
         self.target = f"unix:{self.sock}"
-        self.cfg = make_cfg(root, self.sock)
-        self.fake = FakeBackends(latency_s=latency_s)
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self.service = None
+        super().__init__(make_cfg(root, self.sock), FakeBackends(latency_s=latency_s))
 
     def start(self) -> Daemon:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30) or self._error is not None:
-            raise RuntimeError(f"cofid did not start: {self._error!r}")
+        self.start_thread()
         self.channel = grpc.insecure_channel(self.target)
         self.stub = pb_grpc.CofiStub(self.channel)
         return self
 
-    def _run(self) -> None:
-        try:
-            trio.run(self._main)
-        except BaseException as e:  # noqa: BLE001 - reported by start()
-            self._error = e
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self.token = trio.lowlevel.current_trio_token()
-        self.stop_event = trio.Event()
-        gpus = [Gpu(n, 2, self.fake.backends(), CircuitBreaker(clock=time.monotonic))
-                for n in ("gpu-a", "gpu-b")]
-        async with trio.open_nursery() as n:
-            self.service, _plane, self.bound = await n.start(partial(
-                serve_main, self.cfg, gpus=gpus, stop=self.stop_event, handle_signals=False))
-            self._ready.set()
-
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        with contextlib.suppress(trio.RunFinishedError):
-            trio.from_thread.run_sync(self.stop_event.set, trio_token=self.token)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "cofid did not stop"
-        self._thread = None
-        self.channel.close()
+        if self.stop_thread():
+            self.channel.close()
 
     # ---- direct access for checks ----------------------------------------------------
 
@@ -123,7 +89,7 @@ class Daemon:
         raise TimeoutError(task_id)
 
     def query(self, fn: Callable):
-        return trio.from_thread.run(self.service.app.db.read, fn, trio_token=self.token)
+        return self.run(self.service.app.db.read, fn)
 
     def event_ids(self, *where) -> list[int]:
         tbl = t.batch_execution_log
@@ -166,7 +132,7 @@ class Ctl:
     def __call__(self, *argv: str, token: str | None = OP, stdin: str = "",
                  env: dict[str, str] | None = None) -> Result:
         """In-process: main(argv) with the environment and std streams swapped."""
-        from cofid.ctl import main
+        from cofid.ctl.main import main
 
         saved = dict(os.environ)
         os.environ.clear()

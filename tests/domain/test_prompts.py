@@ -94,20 +94,21 @@ def test_llm1_schema_refuses(bad):
 
 
 def test_llm2_schema_pins_count_and_ids():
+    # Keyed by question id (issue 20): each id exactly once, no other id.
     schema = llm2_schema(["Q1", "Q2"])
     ok = {
-        "answers": [
-            {"question_id": "Q1", "answer": "Yes", "evidence": ""},
-            {"question_id": "Q2", "answer": "No", "evidence": "x"},
-        ]
+        "answers": {
+            "Q1": {"answer": "Yes", "evidence": ""},
+            "Q2": {"answer": "No", "evidence": "x"},
+        }
     }
     validate(ok, schema)
     with pytest.raises(SchemaViolation):
-        validate({"answers": ok["answers"][:1]}, schema)
+        validate({"answers": {"Q1": ok["answers"]["Q1"]}}, schema)
     with pytest.raises(SchemaViolation):
-        validate({"answers": [*ok["answers"], ok["answers"][0]]}, schema)
+        validate({"answers": [ok["answers"]["Q1"], ok["answers"]["Q2"]]}, schema)
     with pytest.raises(SchemaViolation):
-        validate({"answers": [ok["answers"][0], {**ok["answers"][1], "question_id": "Q9"}]}, schema)
+        validate({"answers": {**ok["answers"], "Q9": ok["answers"]["Q1"]}}, schema)
 
 
 @pytest.mark.parametrize(("ids", "match"), [([], "empty"), (["A", "A"], "'A' appears twice")])

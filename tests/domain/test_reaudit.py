@@ -40,7 +40,7 @@ EXPECTED: dict[frozenset[str], tuple[str, bool, bool, bool]] = {
     frozenset({"stt", "llm1", "llm2"}): ("Pending", True, True, True),
     frozenset({"lid", "stt", "llm1", "llm2"}): ("Pending", True, True, True),
 }
-FLAGS = {"lid": "lidDone", "stt": "sttDone", "llm1": "llm1Done", "llm2": "llm2Done"}
+FLAGS = {"lid": "lid_done", "stt": "stt_done", "llm1": "llm1_done", "llm2": "llm2_done"}
 
 
 def test_expected_table_covers_all_fifteen_subsets() -> None:
@@ -67,7 +67,7 @@ def test_plan_for_every_subset(chosen: frozenset[str]) -> None:
 def test_gap_runs_exactly_the_chosen_stages() -> None:
     plan = plan_reaudit(["llm2", "lid"])
     assert plan.stages == ("lid", "llm2")
-    assert plan.reset_flags == ("lidDone", "llm2Done")
+    assert plan.reset_flags == ("lid_done", "llm2_done")
     assert plan.reset_call_status == "Pending"
     assert not plan.delete_transcripts and not plan.delete_conversations
 
@@ -75,7 +75,7 @@ def test_gap_runs_exactly_the_chosen_stages() -> None:
 def test_duplicates_spaces_and_case_are_merged() -> None:
     plan = plan_reaudit(["stt", " STT ", "Llm1", "stt"])
     assert plan.stages == ("stt", "llm1")
-    assert plan.reset_flags == ("sttDone", "llm1Done")
+    assert plan.reset_flags == ("stt_done", "llm1_done")
 
 
 def test_plan_values_are_plain_strings_for_the_store() -> None:

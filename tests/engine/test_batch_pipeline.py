@@ -14,14 +14,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cofid.app import open_app
+from cofid.backends.fake import default_script
 from cofid.config import parse_config
 from cofid.domain.model import FILE_STAGES, NO_TRADE_DATA_ANSWER
 from cofid.domain.questions import TRADE_QUESTION_COUNT, default_question_set
+from cofid.service.app import open_app
 from cofid.store import tables as t
 from cofid.testing.batches import fake_config, write_fixture_batch
 from cofid.testing.dbdump import diff_dumps, normalized_dump
-from cofid.testing.fake_backends import default_script
 
 QS = default_question_set()
 AUDIO_STAGES = ("denoise", "ivr", "lid", "stt")  # the stages the fake fails for *_flaky*

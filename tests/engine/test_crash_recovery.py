@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cofid.app import open_app
 from cofid.config import parse_config
+from cofid.service.app import open_app
 from cofid.store import tables as t
 from cofid.testing.batches import fake_config, to_toml, write_fixture_batch
 from cofid.testing.dbdump import diff_dumps, normalized_dump
@@ -208,7 +208,7 @@ async def _crash_after_step(url: str, data_dir: Path, batch_dir: Path, step: str
     """Run until the transaction that ran `step` has committed, then die at the very next
     database call (read or write, from any task): the first instant a SIGKILL could leave
     the step's rows durable and nothing after them."""
-    from cofid.plans import batch as bp
+    from cofid.service import batches as bp
 
     state = {"ran": False, "armed": False}
     original_step = getattr(bp, STEP_FUNCTIONS[step])

@@ -8,7 +8,7 @@ import pytest
 
 from cofid.domain.model import FILE_STAGES, BatchState, CallStatus, Stage, StageStatus
 from cofid.domain.pipeline import (
-    FLAG_STATUS_COLUMN,
+    FLAG_STATUS_FIELD,
     FileState,
     audio_for_stage,
     derived_audio_path,
@@ -58,7 +58,7 @@ def test_needs_stage_for_every_status_and_flag(stage):
 def test_needs_stage_refuses_batch_level_stages():
     """BUG (domain/pipeline.py needs_stage): `f.done(stage)` runs before the file-stage
     check, so a batch-level stage raises AttributeError ('file_distribution_done') instead
-    of the intended ValueError; check `stage in FLAG_COLUMN` first."""
+    of the intended ValueError; check `stage in DONE_FLAG_FIELD` first."""
     f = FileState(1, 1, 1, "a.wav", "/b/a.wav")
     for stage in (Stage.FILE_DISTRIBUTION, Stage.CALLMETADATA, Stage.TRADEMETADATA,
                   Stage.TRIAGING):
@@ -109,11 +109,11 @@ def test_stt_gate_follows_configuration():
 
 
 def _complete(stage: Stage):
-    return 1 if stage in FLAG_STATUS_COLUMN else StageStatus.COMPLETE
+    return 1 if stage in FLAG_STATUS_FIELD else StageStatus.COMPLETE
 
 
 def _pending(stage: Stage):
-    return 0 if stage in FLAG_STATUS_COLUMN else StageStatus.PENDING
+    return 0 if stage in FLAG_STATUS_FIELD else StageStatus.PENDING
 
 
 def test_overall_status_walks_the_seed_order():
@@ -121,7 +121,7 @@ def test_overall_status_walks_the_seed_order():
     statuses = {s: _pending(s) for s in Stage}
     seen = [overall_status(statuses, enabled)]
     for s in Stage:
-        statuses[s] = StageStatus.IN_PROGRESS if s not in FLAG_STATUS_COLUMN else 0
+        statuses[s] = StageStatus.IN_PROGRESS if s not in FLAG_STATUS_FIELD else 0
         assert overall_status(statuses, enabled) == seen[-1]  # in progress changes nothing
         statuses[s] = _complete(s)
         seen.append(overall_status(statuses, enabled))

@@ -5,10 +5,10 @@ import soundfile as sf
 import sqlalchemy as sa
 import trio
 
-from cofid.app import open_app
 from cofid.config import parse_config
+from cofid.service.app import open_app
+from cofid.simworker import SimConfig, serve_simworker
 from cofid.store import tables as t
-from cofid.testing.simworker import SimConfig, serve_simworker
 
 N_FILES = 24
 

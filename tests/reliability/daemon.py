@@ -2,7 +2,7 @@
 its gRPC stub, and read-only probes of the database it writes.
 
 The daemon and the simworkers are real subprocesses (`python -m cofid.cli serve`,
-`python -m cofid.testing.simworker`); only the daemon is ever killed. The simworkers run
+`python -m cofid.simworker`); only the daemon is ever killed. The simworkers run
 for the whole test, as GPU hosts outlive a cofid restart.
 """
 
@@ -11,22 +11,18 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import soundfile as sf
 import sqlalchemy as sa
 
 from cofid.testing.batches import to_toml
+from cofid.testing.daemon import DaemonProcess, wait_for  # noqa: F401 - wait_for: for the tests
 from protos.cofi.v1 import cofi_pb2 as pb
-from protos.cofi.v1 import cofi_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
@@ -53,7 +49,7 @@ class SimWorkers:
         try:
             for _ in range(count):
                 p = subprocess.Popen(
-                    [sys.executable, "-m", "cofid.testing.simworker", "--listen", "127.0.0.1:0",
+                    [sys.executable, "-m", "cofid.simworker", "--listen", "127.0.0.1:0",
                      "--seed", str(seed), "--time-scale", str(time_scale),
                      "--slots", str(slots)],
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=ENV)
@@ -109,70 +105,12 @@ def write_config(path: Path, *, db_url: str, data_dir: Path, urls: list[str],
     return path
 
 
-class Daemon:
-    """One `cofid serve --config CFG` at a time, its output appended to `log`."""
+class Daemon(DaemonProcess):
+    """cofid.testing.daemon's DaemonProcess, run from the repository root like the
+    simworkers."""
 
     def __init__(self, cfg: Path, log: Path, sock: Path) -> None:
-        self.cfg, self.log, self.sock = cfg, log, sock
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> subprocess.Popen:
-        assert self.proc is None or self.proc.poll() is not None
-        with open(self.log, "ab") as out:
-            out.write(b"---- start ----\n")
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cofid.cli", "--config", str(self.cfg), "serve"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=ENV)
-        return self.proc
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> bool:
-        """SIGKILL; True when it hit a live process."""
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            return False
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        return self.proc.returncode == -signal.SIGKILL
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def serving_count(self) -> int:
-        return self.log_text().count("cofid serving on")
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_serving(self, before: int, timeout: float = 60) -> None:
-        """Until this start logged "serving on" (`before`: the count before the start)."""
-        wait_for(lambda: self.serving_count() > before or not self.alive(), timeout,
-                 "the daemon to serve")
-        assert self.alive(), self.log_text()[-3000:]
-
-    def stub(self) -> tuple[grpc.Channel, cofi_pb2_grpc.CofiStub]:
-        ch = grpc.insecure_channel(f"unix:{self.sock}")
-        return ch, cofi_pb2_grpc.CofiStub(ch)
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        super().__init__(cfg, log, sock, cwd=ROOT, env=ENV)
 
 
 def upload_messages(files: dict[str, bytes], chunk: int = 16384) -> list[pb.UploadRequest]:

@@ -20,11 +20,11 @@ import soundfile as sf
 import sqlalchemy as sa
 import trio
 
-from cofid.app import open_app
 from cofid.config import parse_config
-from cofid.plans.batch import BatchInputError
+from cofid.service.app import open_app
+from cofid.service.errors import BatchInputError
+from cofid.simworker import SimConfig, serve_simworker
 from cofid.store import tables as t
-from cofid.testing.simworker import SimConfig, serve_simworker
 
 RNG = np.random.default_rng(11)
 
@@ -108,7 +108,7 @@ async def test_same_audio_name_in_two_batches_gives_two_calls_and_reaudit_takes_
         async with open_app(cfg) as app:
             for b in ("b1", "b2"):
                 await app.run_batch(await app.prepare_batch(tmp_path / b))
-            from cofid.plans.reaudit import resolve, run_reaudit
+            from cofid.service.reaudit import resolve, run_reaudit
 
             req = await resolve(app, ["dup.wav", "missing.wav"], ["llm2"])
             assert req.unknown == ["missing.wav"] and len(req.call_ids) == 2

@@ -14,7 +14,7 @@ the same on their own databases while killing the daemon:
    few ms) and one at the last result. Final dump == the reference's, every file in a
    final call status or failed with a reason, batch Completed, its task completed.
 2. reaudit: after each kill the restarted daemon reports the reaudit task failed
-   "interrupted by a daemon restart" (the rule in cofid/tasks.py); the test re-issues it
+   "interrupted by a daemon restart" (the rule in cofid/service/tasks.py); the test re-issues it
    with the Reaudit RPC as cofictl would. Final result tables == the reference's; the
    history tables (processing_logs, batchExecutionLog) hold the reference's rows plus
    repeats of reaudited stages only (each re-issued reaudit really ran them again).
@@ -42,7 +42,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from cofid.tasks import INTERRUPTED
+from cofid.service.tasks import INTERRUPTED
 from cofid.testing.batches import write_fixture_batch
 from cofid.testing.dbdump import diff_dumps, normalized_dump
 from protos.cofi.v1 import cofi_pb2 as pb
@@ -551,8 +551,8 @@ def test_upload_killed_mid_stream_leaves_no_stored_files(workers, tmp_path):
 async def test_fake_denoise_and_ivr_feed_a_remote_lid(workers, tmp_path):
     """Fake denoise/IVR write the audio the next stage reads (derived_audio_path), so a
     real backend after them — a remote LID here — reads a file that exists."""
-    from cofid.app import open_app
     from cofid.config import parse_config
+    from cofid.service.app import open_app
 
     batch = tmp_path / "batch"
     write_fixture_batch(batch)
@@ -583,9 +583,9 @@ async def test_restart_after_the_batch_completed_but_before_its_task_did(tmp_pat
     """App._finish_batch commits the batch Completed, then the task row follows in a
     later transaction. A kill in between leaves a running task on a Completed batch; at
     restart recover() marks it completed (its work is done), not failed."""
-    from cofid.app import open_app
     from cofid.config import parse_config
-    from cofid.tasks import RUNNING, TaskRegistry
+    from cofid.service.app import open_app
+    from cofid.service.tasks import RUNNING, TaskRegistry
     from cofid.testing.batches import fake_config
 
     batch = tmp_path / "batch"

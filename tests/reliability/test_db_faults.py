@@ -7,8 +7,8 @@ import sys
 import pytest
 import trio
 
-from cofid.app import open_app
 from cofid.config import parse_config
+from cofid.service.app import open_app
 from cofid.testing.batches import fake_config, to_toml, write_fixture_batch
 from cofid.testing.dbdump import diff_dumps, normalized_dump
 from tests.mariadb_server import MariaDBServer

@@ -10,7 +10,7 @@ import time
 import grpc
 import trio
 
-from cofid.testing.fake_backends import FakeBackends
+from cofid.backends.fake import FakeBackends
 from protos.cofi.v1 import cofi_pb2 as pb
 from tests.api.conftest import OP, VIEW, upload_messages, wav_bytes, write_batch_dir
 from tests.security.conftest import C, metadata, wait_running

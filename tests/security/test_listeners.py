@@ -14,7 +14,8 @@ import pytest
 import trio
 
 from cofid.api.control_plane import SOCKET_MODE, server_credentials
-from cofid.api.server import ListenError, serve_main
+from cofid.api.server import ListenError
+from cofid.daemon import serve_main
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
 from tests.api.conftest import VIEW, make_cfg

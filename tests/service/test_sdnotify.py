@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 import trio
 
-from cofid.sdnotify import (
+from cofid.inputs.sdnotify import (
     Notifier,
     RunProgress,
     batch_label,

@@ -19,8 +19,8 @@ import grpc
 import sqlalchemy as sa
 import trio
 
-from cofid.app import open_app
 from cofid.config import parse_config
+from cofid.service.app import open_app
 from cofid.store import tables as t
 from cofid.testing.batches import fake_config, to_toml, write_fixture_batch
 from cofid.testing.dbdump import diff_dumps, normalized_dump

@@ -11,13 +11,14 @@ import pytest
 import sqlalchemy as sa
 import trio
 
-from cofid.app import open_app
 from cofid.config import parse_config
-from cofid.plans.batch import AUDIO_SUFFIXES, BatchInputError
+from cofid.inputs.watcher import BatchWatcher, directory_ready, recheck_at, watcher_for_app
+from cofid.plans.batch import AUDIO_SUFFIXES
+from cofid.service.app import open_app
+from cofid.service.errors import BatchInputError
 from cofid.store import repo
 from cofid.store import tables as t
 from cofid.testing.batches import write_fixture_batch
-from cofid.watcher import BatchWatcher, directory_ready, recheck_at, watcher_for_app
 
 SETTLE = 0.3
 

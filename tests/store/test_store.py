@@ -11,8 +11,9 @@ from cofid.engine.bus import EventBus, EventFilter, replay
 from cofid.engine.writer import Writer
 from cofid.store import repo
 from cofid.store import tables as t
-from cofid.store.db import Database, execute_ops
+from cofid.store.db import Database
 from cofid.store.migrate import upgrade
+from cofid.store.writes import execute_ops
 
 
 async def open_db(url: str) -> Database:
@@ -50,11 +51,11 @@ async def test_merged_ops_keep_each_write_sets_order(db_url):
     sets = []
     for s in states:
         ws = WriteSet()
-        ws.delete("transcript", "callId", s.call_id)
-        ws.insert("transcript", *({"callId": s.call_id, "segmentIndex": i, "startTime": i,
-                                   "endTime": i + 1, "text": f"{s.audio_name} {i}"} for i in range(3)))
+        ws.delete("transcript", "call_id", s.call_id)
+        ws.insert("transcript", *({"call_id": s.call_id, "segment_index": i, "start_time": i,
+                                   "end_time": i + 1, "text": f"{s.audio_name} {i}"} for i in range(3)))
         ws.update("call", "id", s.call_id, status="TranscriptDone")
-        ws.update("fileDistribution", "id", s.fd_id, sttDone=1)
+        ws.update("file_distribution", "id", s.fd_id, stt_done=1)
         sets.append(ws)
     ops = [op for ws in sets for op in ws.ops]
     await db.write(lambda c: execute_ops(c, ops))
@@ -77,7 +78,7 @@ async def test_writer_isolates_a_bad_write_set_and_numbers_events_in_commit_orde
     await writer.start()
     good = [Insert("processing_logs", ({"batch_id": bid, "stage_name": "lid", "status": "success",
                                         "attempt": 1},))]
-    bad = [Insert("call", ({"batchId": bid, "audioName": "dup.wav"}, {"batchId": bid, "audioName": "dup.wav"}))]
+    bad = [Insert("call", ({"batch_id": bid, "audio_name": "dup.wav"}, {"batch_id": bid, "audio_name": "dup.wav"}))]
     results = {}
     async with trio.open_nursery() as n:
         n.start_soon(writer.run)
@@ -101,6 +102,32 @@ async def test_writer_isolates_a_bad_write_set_and_numbers_events_in_commit_orde
     assert logs == 20
     replayed = await replay(db, EventFilter(batch_id=bid), 0, bus.last_id)
     assert [e.id for e in replayed] == seen
+    db.dispose()
+
+
+async def test_writer_drained_with_work_queued_commits_every_item(db_url):
+    """Issue 19: drain() while items wait in the queue; run() must commit them all (it
+    used to raise trio.EndOfChannel while gathering the last group, losing it)."""
+    db = await open_db(db_url)
+    bid = await db.write(new_batch)
+    bus = EventBus()
+    writer = Writer(db, bus, max_group=500)
+    await writer.start()
+    for i in range(3):
+        await writer.post(
+            [Insert("processing_logs", ({"batch_id": bid, "stage_name": "lid", "status": "retry",
+                                         "attempt": i + 1},))],
+            [Event(batch_id=bid, stage="lid", event_type="info")],
+        )
+    await writer.drain()
+    await writer.run()  # everything is queued already; returns once it is committed
+    assert writer.items_committed == 3
+    logs = await db.read(lambda c: c.execute(
+        sa.select(t.processing_logs.c.attempt).where(t.processing_logs.c.batch_id == bid)
+        .order_by(t.processing_logs.c.id)).scalars().all())
+    assert logs == [1, 2, 3]
+    replayed = await replay(db, EventFilter(batch_id=bid), 0, 10**9)
+    assert len(replayed) == 3 and bus.last_id == replayed[-1].id
     db.dispose()
 
 

@@ -7,61 +7,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from cofid.api.server import serve_main
-from cofid.backends.health import CircuitBreaker
-from cofid.engine.gpus import Gpu
-from cofid.testing.fake_backends import FakeBackends
+from cofid.backends.fake import FakeBackends
+from cofid.testing.daemon import InProcessDaemon
 from tests.api.conftest import OP, VIEW, make_cfg, write_batch_dir
 
 __all__ = ["OP", "VIEW", "write_batch_dir", "Daemon", "run_app", "in_trio"]
 
 
-@dataclass
-class Daemon:
-    cfg: Any
-    fake: FakeBackends
-    nursery: trio.Nursery
-    target: str
-    service: Any = None
-    stop: trio.Event = field(default_factory=trio.Event)
-    finished: trio.Event = field(default_factory=trio.Event)
-    token: trio.lowlevel.TrioToken | None = None
+class Daemon(InProcessDaemon):
+    """cofid.testing.daemon's InProcessDaemon with the unix socket the app connects to."""
 
-    async def start(self) -> None:
-        gpus = [Gpu(n, 2, self.fake.backends(), CircuitBreaker(clock=time.monotonic))
-                for n in ("gpu-a", "gpu-b")]
-        self.stop, self.finished = trio.Event(), trio.Event()
-        stop, finished = self.stop, self.finished
-
-        async def runner(task_status=trio.TASK_STATUS_IGNORED):
-            try:
-                await serve_main(self.cfg, gpus=gpus, stop=stop, handle_signals=False,
-                                 task_status=task_status)
-            finally:
-                finished.set()
-
-        self.service, _plane, _bound = await self.nursery.start(runner)
-        self.token = trio.lowlevel.current_trio_token()
-
-    async def shutdown(self) -> None:
-        self.stop.set()
-        with trio.fail_after(20):
-            await self.finished.wait()
-
-    async def restart(self) -> None:
-        await self.shutdown()
-        await self.start()
-
-    @property
-    def app(self):
-        return self.service.app
+    def __init__(self, cfg: Any, fake: FakeBackends, nursery: trio.Nursery, target: str) -> None:
+        super().__init__(cfg, fake, nursery)
+        self.target = target
 
 
 @pytest.fixture

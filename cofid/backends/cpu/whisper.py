@@ -5,20 +5,14 @@ loads lazily in a worker thread; a lock lets one inference run at a time per eng
 CTranslate2 model already uses every thread it was given, and a 2-core host has no more).
 Every inference runs in `trio.to_thread.run_sync`, never on the trio loop.
 
-LID, measured on the sample batch (cofid.testing.sample_batch) with Whisper base:
+LID (`CpuLid`, abstaining on weak evidence) lives in cofid.backends.cpu.whisper_lid.
 
-1. Whisper's language detection on the first `lid_seconds` gives probabilities.
-2. A confident language other than en / hi / ur (p >= 0.5, e.g. German at 0.96) is "other"
-   with no decoding.
-3. A confident en, hi or ur is taken as it is. Otherwise Whisper is guessing: telephone
-   and synthesized Hindi came out as la / th / hu at 0.2-0.45 with hi at 0.01-0.13. Then
-   the first `text_seconds` are decoded as en and as hi and the language whose decode has
-   the higher mean token log-probability wins; a decode stuck in a loop (compression
-   ratio > 2.4, Whisper's own failure test) loses. Hindi call: hi -0.81 vs en looping
-   (10 s) or hi -1.41 vs en -2.30 (12 s); English calls: en wins by 0.01-0.07.
-4. The head transcript (Hindi decoded with the Devanagari prompt, so Hindi comes out in
-   Devanagari rather than Urdu or Roman letters) and the probabilities go to
-   `cofid.domain.language.label_language`, which applies the hinglish text rules.
+STT is reproducible: greedy decoding at temperature 0 only. Whisper's temperature fallback
+samples at random when a decode scores badly, and CTranslate2's random generator is per
+thread and seeded once, so a per-file seed would not hold in a pool of worker threads;
+temperatures above 0 are refused in stt_options. The model (name and SHA-256), the
+decode settings, the thread count and the library versions go with every LID and STT
+result (`response["decoder"]`), so a reaudit can say what changed.
 
 STT for "hinglish" decodes as English by default: on the sample's Hinglish call English
 decoding scored a mean log-probability of -0.69 against -0.81 for Hindi, kept trade terms
@@ -28,6 +22,8 @@ never switches to Devanagari or Urdu script mid-call. Override with stt_options.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import threading
 import time
@@ -38,22 +34,22 @@ from typing import Any, TypeVar
 import numpy as np
 import trio
 
-from cofid.backends.base import AudioRef, BackendError, LidResult, Segment, SttResult
+from cofid.backends.base import AudioRef, BackendError, Segment, SttResult
 from cofid.backends.cpu.audio import WHISPER_SR, load_mono
-from cofid.domain.language import has_urdu_script, label_language
+from cofid.domain.language import has_urdu_script
 from cofid.domain.segments import drop_hallucinations
 
 T = TypeVar("T")
 
 DEVANAGARI_PROMPT = "नमस्ते, यह एक फ़ोन कॉल है।"
-CONFIDENT_LANGUAGE_P = 0.5
 COMPRESSION_RATIO_LIMIT = 2.4
-SUPPORTED_DECODE = ("en", "hi")
-_TEXT_HEAD_CHARS = 200
+TEXT_HEAD_CHARS = 200
+_HASH_CHUNK = 4 * 1024 * 1024
+
 
 # Default decoding per call label. Greedy (beam 1) is ~2x faster than beam 5 on two cores
-# for the same words on clear speech; the short temperature ladder bounds the time a
-# hopeless segment can burn (the full 6-step ladder took 45 s on a 31 s garbled call).
+# for the same words on clear speech. Temperature 0 only: no sampling, so the same audio,
+# model and settings give the same transcript (the fallback ladder 0 / 0.4 / 0.8 sampled).
 DEFAULT_STT_OPTIONS: dict[str, dict[str, Any]] = {
     "en": {"language": "en"},
     "hi": {"language": "hi"},
@@ -62,12 +58,13 @@ DEFAULT_STT_OPTIONS: dict[str, dict[str, Any]] = {
 _BASE_DECODE: dict[str, Any] = {
     "beam_size": 1,
     "vad_filter": True,
-    "temperature": (0.0, 0.4, 0.8),
+    "temperature": (0.0,),
     "condition_on_previous_text": False,
 }
 
 
 def _as_bool(value: str) -> bool:
+    """A configuration string as a boolean ("true", "off", ...)."""
     lowered = str(value).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -77,7 +74,19 @@ def _as_bool(value: str) -> bool:
 
 
 def _as_floats(value: str) -> tuple[float, ...]:
+    """A comma-separated configuration string as floats."""
     return tuple(float(part) for part in str(value).split(",") if part.strip())
+
+
+def _as_temperatures(value: str) -> tuple[float, ...]:
+    """Decoding temperatures: only 0, since sampling makes a transcript irreproducible."""
+    temperatures = _as_floats(value)
+    if not temperatures or any(t != 0.0 for t in temperatures):
+        raise ValueError(
+            "only temperature 0 is allowed: sampling (temperature > 0) gives the same audio "
+            "a different transcript on another run"
+        )
+    return temperatures
 
 
 # transcribe() options that may be set per label from configuration (string values).
@@ -93,7 +102,7 @@ _OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
     "length_penalty": float,
     "repetition_penalty": float,
     "compression_ratio_threshold": float,
-    "temperature": _as_floats,
+    "temperature": _as_temperatures,
     "vad_filter": _as_bool,
     "condition_on_previous_text": _as_bool,
     "without_timestamps": _as_bool,
@@ -116,11 +125,6 @@ def parse_stt_options(options: Mapping[str, Mapping[str, str]]) -> dict[str, dic
     return parsed
 
 
-def top_languages(probabilities: Mapping[str, float], n: int = 3) -> list[list[Any]]:
-    ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)[:n]
-    return [[lang, round(prob, 4)] for lang, prob in ranked]
-
-
 def mean_token_logprob(segments: list[Any]) -> float:
     """Token-weighted mean of faster-whisper segments' avg_logprob.
 
@@ -138,7 +142,9 @@ def mean_token_logprob(segments: list[Any]) -> float:
 class WhisperEngine:
     """One faster-whisper model, loaded on first use, one inference at a time."""
 
-    def __init__(self, model_dir: str, *, cpu_threads: int = 2, compute_type: str = "int8"):
+    def __init__(
+        self, model_dir: str, *, cpu_threads: int = 2, compute_type: str = "int8"
+    ) -> None:
         if importlib.util.find_spec("faster_whisper") is None:
             raise RuntimeError(
                 "faster-whisper is not installed: install the cpu extra (pip install 'cofi[cpu]')"
@@ -150,10 +156,23 @@ class WhisperEngine:
         self._load_lock = threading.Lock()
         self._lock = trio.Lock()
         self.load_seconds: float | None = None
+        self.model_sha256: str | None = None
 
     @property
     def model_name(self) -> str:
+        """The model directory's name (e.g. "whisper-base")."""
         return Path(self.model_dir).name
+
+    def describe(self) -> dict[str, Any]:
+        """What decides this engine's output besides the audio: model, digest, runtime."""
+        return {
+            "model": self.model_name,
+            "model_sha256": self.model_sha256,
+            "compute_type": self.compute_type,
+            "cpu_threads": self.cpu_threads,
+            "faster_whisper": _version("faster-whisper"),
+            "ctranslate2": _version("ctranslate2"),
+        }
 
     def model_sync(self) -> Any:
         """The loaded model (loads it on first call; blocking, so call from a thread)."""
@@ -169,6 +188,7 @@ class WhisperEngine:
                     cpu_threads=self.cpu_threads,
                     local_files_only=True,
                 )
+                self.model_sha256 = _sha256(Path(self.model_dir) / "model.bin")
                 self.load_seconds = round(time.perf_counter() - started, 3)
             return self._model
 
@@ -185,99 +205,32 @@ class WhisperEngine:
             raise BackendError(f"faster-whisper inference failed: {exc}") from exc
 
     async def load(self) -> None:
+        """Load the model now (in a worker thread) instead of on the first call."""
         await self.run(lambda model: None)
 
 
-def _decode(model: Any, samples: np.ndarray, language: str, **options: Any) -> list[Any]:
+def _version(distribution: str) -> str | None:
+    """An installed distribution's version, None when it is not installed."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks (the model is 150 MB and more)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def decode_segments(model: Any, samples: np.ndarray, language: str, **options: Any) -> list[Any]:
+    """faster-whisper's transcribe() with the base settings, all segments decoded."""
     settings = {**_BASE_DECODE, **options, "language": language}
     segments, _info = model.transcribe(samples, **settings)
     return list(segments)
-
-
-class CpuLid:
-    """LidBackend on the CPU."""
-
-    def __init__(
-        self,
-        engine: WhisperEngine,
-        *,
-        lid_seconds: float = 30.0,
-        text_seconds: float = 10.0,
-        devanagari_prompt: str = DEVANAGARI_PROMPT,
-    ) -> None:
-        self.engine = engine
-        self.lid_seconds = lid_seconds
-        self.text_seconds = text_seconds
-        self.devanagari_prompt = devanagari_prompt
-
-    def _head_text(self, model: Any, head: np.ndarray, language: str) -> tuple[str, float]:
-        prompt = self.devanagari_prompt if language == "hi" else None
-        segments = _decode(
-            model, head, language, initial_prompt=prompt, temperature=0.0,
-            without_timestamps=True, max_new_tokens=96,
-        )  # fmt: skip
-        return " ".join(s.text.strip() for s in segments).strip(), mean_token_logprob(segments)
-
-    def _identify_sync(self, model: Any, samples: np.ndarray) -> dict[str, Any]:
-        lid_head = samples[: int(self.lid_seconds * WHISPER_SR)]
-        text_head = samples[: int(self.text_seconds * WHISPER_SR)]
-        _lang, _p, ranked = model.detect_language(lid_head, vad_filter=True)
-        probabilities = {lang: float(p) for lang, p in ranked}
-        top, p_top = max(probabilities.items(), key=lambda item: item[1])
-        found: dict[str, Any] = {"probabilities": probabilities, "whisper_top": top}
-        if top not in ("en", "hi", "ur") and p_top >= CONFIDENT_LANGUAGE_P:
-            found.update(detected=top, text="", method="whisper")
-            return found
-        if p_top >= CONFIDENT_LANGUAGE_P:
-            detected, method = ("hi" if top == "ur" else top), "whisper"
-        else:
-            scores = {}
-            for language in SUPPORTED_DECODE:
-                segments = _decode(
-                    model, text_head, language, temperature=0.0, without_timestamps=True,
-                    max_new_tokens=96,
-                )  # fmt: skip
-                scores[language] = mean_token_logprob(segments)
-            detected, method = max(scores, key=scores.__getitem__), "decode-score"
-            found["decode_scores"] = {
-                lang: (round(score, 3) if score > float("-inf") else None)
-                for lang, score in scores.items()
-            }
-        text, _score = self._head_text(model, text_head, detected)
-        found.update(detected=detected, text=text, method=method)
-        return found
-
-    async def identify(self, audio: AudioRef) -> LidResult:
-        samples, sr = await trio.to_thread.run_sync(load_mono, audio.path, WHISPER_SR)
-        duration = round(len(samples) / sr, 3)
-        started = time.perf_counter()
-        found = await self.engine.run(self._identify_sync, samples)
-        label, confidence = label_language(found["detected"], found["probabilities"], found["text"])
-        request = {
-            "engine": "cpu-faster-whisper",
-            "model": self.engine.model_name,
-            "compute_type": self.engine.compute_type,
-            "lid_seconds": self.lid_seconds,
-            "text_seconds": self.text_seconds,
-        }
-        response = {
-            "language": label,
-            "confidence": round(confidence, 4),
-            "detected": found["detected"],
-            "method": found["method"],
-            "language_probs": top_languages(found["probabilities"]),
-            "decode_scores": found.get("decode_scores"),
-            "duration_s": duration,
-            "text_head": found["text"][:_TEXT_HEAD_CHARS],
-            "elapsed_s": round(time.perf_counter() - started, 3),
-        }
-        return LidResult(
-            language=label,
-            confidence=confidence,
-            duration_s=duration,
-            request=request,
-            response=response,
-        )
 
 
 class CpuStt:
@@ -307,16 +260,18 @@ class CpuStt:
     def _transcribe_sync(
         self, model: Any, samples: np.ndarray, options: dict[str, Any]
     ) -> dict[str, Any]:
-        raw = _decode(model, samples, **options)
+        """Decode in a worker thread; Hindi in Urdu script is decoded again, prompted."""
+        raw = decode_segments(model, samples, **options)
         text = " ".join(s.text for s in raw)
         retried = False
         if options["language"] == "hi" and has_urdu_script(text):
             # Whisper writes Hindi in Urdu script now and then; a Devanagari prompt steers it.
-            raw = _decode(model, samples, **{**options, "initial_prompt": self.devanagari_prompt})
+            raw = decode_segments(model, samples, **{**options, "initial_prompt": self.devanagari_prompt})
             retried = True
         return {"segments": raw, "urdu_retry": retried}
 
     async def transcribe(self, audio: AudioRef, language: str) -> SttResult:
+        """The whole file's segments, decoded with the options of the call's label."""
         samples, sr = await trio.to_thread.run_sync(load_mono, audio.path, WHISPER_SR)
         duration = round(len(samples) / sr, 3)
         options = self.decode_options(language)
@@ -338,21 +293,31 @@ class CpuStt:
             logprob_threshold=self.logprob_threshold,
         )
         text = " ".join(s.text for s in kept)
+        params = {k: v for k, v in options.items() if k != "initial_prompt"}
         request = {
             "engine": "cpu-faster-whisper",
             "model": self.engine.model_name,
             "compute_type": self.engine.compute_type,
             "label": language,
-            "params": {k: v for k, v in options.items() if k != "initial_prompt"},
+            "params": params,
             "initial_prompt": options.get("initial_prompt"),
         }
         response = {
             "language": options["language"],
+            # Everything besides the audio that decides the rows: a reaudit compares this.
+            "decoder": {
+                **self.engine.describe(),
+                "params": params,
+                "initial_prompt": options.get("initial_prompt"),
+                "urdu_retry_prompt": self.devanagari_prompt if found["urdu_retry"] else None,
+                "no_speech_threshold": self.no_speech_threshold,
+                "logprob_threshold": self.logprob_threshold,
+            },
             "duration_s": duration,
             "segments": len(kept),
             "dropped_segments": len(segments) - len(kept),
             "urdu_retry": found["urdu_retry"],
-            "text_head": text[:_TEXT_HEAD_CHARS],
+            "text_head": text[:TEXT_HEAD_CHARS],
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
         return SttResult(

@@ -106,12 +106,12 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, FormPart]:
             name, colon, value = line.partition(":")
             if colon:
                 part_headers[name.strip()] = value.strip()
-        name = part_headers.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
+        part_name = part_headers.get_param("name", header="content-disposition")
+        if not isinstance(part_name, str):
             raise ValueError("multipart part without a name")
         filename = part_headers.get_param("filename", header="content-disposition")
-        parts[name] = FormPart(
-            name=name,
+        parts[part_name] = FormPart(
+            name=part_name,
             data=data,
             filename=filename if isinstance(filename, str) else None,
             content_type=part_headers.get("content-type"),
@@ -145,7 +145,9 @@ class HttpServer:
     def listening(self) -> bool:
         return self._listen_scope is not None
 
-    async def serve(self, *, task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED):
+    async def serve(
+        self, *, task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen until cancelled; reports this server once bound (port 0 -> a free port)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -166,7 +168,11 @@ class HttpServer:
         if self._listen_scope is None:
             await self._nursery.start(self._listen)
 
-    async def _listen(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED):
+    async def _listen(
+        self,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         self._stopped = trio.Event()
         try:
             with trio.CancelScope() as scope:
@@ -263,7 +269,9 @@ class HttpServer:
             nursery.cancel_scope.cancel()
         return None if client_gone else response
 
-    async def _send(self, conn: h11.Connection, stream: trio.SocketStream, response: Response):
+    async def _send(
+        self, conn: h11.Connection, stream: trio.SocketStream, response: Response
+    ) -> None:
         headers = [
             ("content-type", response.content_type),
             ("content-length", str(len(response.body))),

@@ -2,7 +2,7 @@
 
 Both take multipart/form-data with the audio as `file`; audio that does not decode gets
 HTTP 400. They count, draw faults and hold slots exactly like the transcription endpoint
-(`SimWorker.run_job`): fail -> HTTP 500, hang, drop, and malformed -> HTTP 200 with a body
+(`JobRunner.run_job`): fail -> HTTP 500, hang, drop, and malformed -> HTTP 200 with a body
 that is not audio (denoise) or not JSON (IVR). Latency is `latency["denoise"]` /
 `latency["ivr"]` over the uploaded audio's duration.
 
@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import soundfile
 
-from cofid.testing.http_server import FormPart, Request, Response, error_response, json_response
-
-if TYPE_CHECKING:
-    from cofid.testing.simworker import SimWorker
+from cofid.simworker.config import JobRunner
+from cofid.simworker.http_server import (
+    FormPart,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 
 DENOISE_PATH = "/v1/audio/denoise"
 IVR_PATH = "/v1/audio/ivr"
@@ -42,7 +47,10 @@ def fake_reduction_db(filename: str) -> float:
 
 
 def fake_ivr(
-    filename: str, duration: float, max_ivr_s: float | None, manifest: Any = None
+    filename: str,
+    duration: float,
+    max_ivr_s: float | None,
+    manifest: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[float, bool]:
     """(trim_offset_s, all_ivr) for a file name and the uploaded audio's duration."""
     stem = Path(filename).stem
@@ -84,7 +92,9 @@ def _form(request: Request) -> dict[str, FormPart] | Response:
         return error_response(400, f"bad multipart body: {exc}")
 
 
-def _float_field(form: dict[str, FormPart], name: str, low: float, high: float):
+def _float_field(
+    form: dict[str, FormPart], name: str, low: float, high: float
+) -> tuple[float | None, Response | None]:
     """(value or None, error Response or None)."""
     if name not in form:
         return None, None
@@ -108,7 +118,7 @@ def _audio_request(request: Request) -> tuple[dict[str, FormPart], FormPart, Any
     return (form, *audio)
 
 
-async def denoise(worker: SimWorker, request: Request) -> Response:
+async def denoise(worker: JobRunner, request: Request) -> Response:
     parsed = _audio_request(request)
     if isinstance(parsed, Response):
         return parsed
@@ -136,7 +146,7 @@ async def denoise(worker: SimWorker, request: Request) -> Response:
     )
 
 
-async def ivr(worker: SimWorker, request: Request) -> Response:
+async def ivr(worker: JobRunner, request: Request) -> Response:
     parsed = _audio_request(request)
     if isinstance(parsed, Response):
         return parsed

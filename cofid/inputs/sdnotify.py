@@ -21,9 +21,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import trio
+
+from cofid.store import batches as batch_rows
+
+if TYPE_CHECKING:
+    from cofid.service.app import App
 
 log = logging.getLogger("cofid.sdnotify")
 
@@ -217,10 +223,10 @@ def run_progress(label: str, stages: Sequence[tuple[str, int, int, int]]) -> Run
     return RunProgress(label, front[0], front[2], front[3])
 
 
-async def app_status(app: Any, *, state: str | None = None,
+async def app_status(app: App, *, state: str | None = None,
                      labels: dict[int, str] | None = None) -> str:
-    """status_line() of a running cofid.app.App: its plan runs and GPU pool. `labels`
-    caches batch ids → "batch DATE#N" across calls (one read per new batch)."""
+    """status_line() of a running cofid.service.app.App: its plan runs and GPU pool.
+    `labels` caches batch ids → "batch DATE#N" across calls (one read per new batch)."""
     labels = {} if labels is None else labels
     runs = []
     for batch_id, run in sorted(app.runs.items()):
@@ -228,11 +234,9 @@ async def app_status(app: Any, *, state: str | None = None,
             if batch_id == 0:
                 labels[0] = run.kind
             else:
-                from cofid.store import repo
-
-                row = await app.db.read(lambda c, b=batch_id: repo.get_batch(c, b))
+                rec = await app.db.read(partial(batch_rows.get, batch_id=batch_id))
                 labels[batch_id] = batch_label(
-                    run.kind, getattr(row, "batchDate", None), getattr(row, "batchNumber", None))
+                    run.kind, rec.batch_date if rec else None, rec.batch_number if rec else None)
         stages = [(s.value, c.entered, c.done + c.failed + c.skipped, c.total)
                   for s, c in run.counters.items()]
         runs.append(run_progress(labels[batch_id], stages))

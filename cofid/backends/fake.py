@@ -1,4 +1,4 @@
-"""Deterministic in-process backends for tests and benchmarks.
+"""Deterministic in-process backends: `backends = "fake"` in cofid.toml, tests and benchmarks.
 
 Every answer is a function of the audio name (and a script, when a test wants a
 particular call to be Hindi, short, or broken), so runs are reproducible and a crashed and

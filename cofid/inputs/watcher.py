@@ -21,15 +21,16 @@ The rules, in order:
    quiet-rule directory waits quiet_seconds once more.
 6. Identity: the directory's resolved path is the batch. batchDate is the day the batch is
    started (not a date in the directory name) and batchNumber is the next number of that
-   day; the path is remembered in batchStatus.sourceKey (App.prepare_batch, repo.
-   batch_by_source), so a restart, a second event or a second drop of the same path never
+   day; the path is remembered in batchStatus.sourceKey (cofid.service.batches,
+   cofid.store.batches.by_source), so a restart, a second event or a second drop of the same path never
    starts it twice (an unfinished one is resumed by `cofid serve` at start-up). A new batch
    needs a new directory name. Files added after a batch started are not picked up.
 7. Each ready directory that is_known() does not know is handed to start_batch() once and
    remembered in memory. start_batch must return promptly (create the batch, hand the run
    to a nursery); the watcher calls it for one directory at a time.
 8. A directory that start_batch refuses (BatchInputError: no audio, a bad CSV header, no
-   question set; OSError: unreadable) is reported to on_error() once and left alone until
+   question set — through the service, any of its refusals but a Conflict; OSError:
+   unreadable) is reported to on_error() once and left alone until
    its contents change — a different set of (name, size, mtime), so adding the missing
    files or `touch DIR/.ready` tries it again. Any other exception ends the watcher (an
    unreachable database makes the daemon exit; systemd restarts it).
@@ -47,11 +48,18 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from cofid.plans.batch import BatchInputError
+from cofid.config.model import WatchConfig
+from cofid.service import batches
+from cofid.service.errors import BatchInputError, Conflict, InvalidRequest, NotFound, Precondition
+from cofid.store import batches as batch_rows
+
+if TYPE_CHECKING:
+    from cofid.service.app import App
+    from cofid.service.core import Service
 
 log = logging.getLogger("cofid.watcher")
 
@@ -169,7 +177,7 @@ class BatchWatcher:
         self.scans = 0
 
     @classmethod
-    def from_config(cls, watch: Any, *, start_batch: StartBatch, is_known: IsKnown,
+    def from_config(cls, watch: WatchConfig, *, start_batch: StartBatch, is_known: IsKnown,
                     on_error: OnError, **kwargs: Any) -> BatchWatcher:
         """From a cofid.config.WatchConfig."""
         return cls(list(watch.roots), marker=watch.marker, quiet_seconds=watch.quiet_seconds,
@@ -178,7 +186,7 @@ class BatchWatcher:
 
     # ---- running ------------------------------------------------------------------------
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Scan at start-up, then on file events, on due re-checks and every
         scan_interval_s. `started` comes before the first scan, so a slow start_batch
         never holds up the caller."""
@@ -271,21 +279,21 @@ class BatchWatcher:
             self._forget(d)
             return
         except OSError as e:
-            sig = frozenset({("<unreadable>", e.errno)})
+            sig: frozenset[Any] = frozenset({("<unreadable>", e.errno)})
             if self.failed.get(d) != sig:
                 self._reject(d, sig, f"{d}: cannot read the directory ({e.strerror or e})")
             return
         now = self._clock()
         entries = self._observe(d, listing, now)
-        sig = frozenset(listing)
+        sig = frozenset[Any](listing)
         if d in self.failed:
             if self.failed[d] == sig:
                 return
             del self.failed[d]  # rule 8: its contents changed, so try it again
-        kw = {"marker": self.marker, "quiet_seconds": self.quiet_seconds,
-              "settle_seconds": self.settle_seconds}
-        if not directory_ready(entries, now=now, **kw):
-            due = recheck_at(entries, **kw)
+        marker, quiet, settle = self.marker, self.quiet_seconds, self.settle_seconds
+        if not directory_ready(entries, now=now, marker=marker, quiet_seconds=quiet,
+                               settle_seconds=settle):
+            due = recheck_at(entries, marker=marker, quiet_seconds=quiet, settle_seconds=settle)
             if due is None:
                 self._due.pop(d, None)
             else:
@@ -335,57 +343,46 @@ def _already_logged(d: Path, message: str) -> None:
     """The default on_error: the warning BatchWatcher logs is all there is."""
 
 
-def watcher_for_app(app: Any, *, spawn: Callable[..., None] | None = None,
+def watcher_for_app(app: App, *, spawn: Callable[..., None] | None = None,
                     on_error: OnError | None = None) -> BatchWatcher:
-    """A watcher over app.cfg.watch: start_batch = App.prepare_batch, then App.run_batch
-    handed to `spawn` (default: the App's nursery); is_known = repo.batch_by_source."""
-    from cofid.store import repo
-
-    spawn = spawn or app.nursery.start_soon
+    """A watcher over app.cfg.watch for a bare App (no tasks): the batch use case's
+    prepare_batch, then run_batch handed to `spawn` (default: the App's nursery)."""
+    start_soon = spawn or app.nursery.start_soon
 
     async def start_batch(d: Path) -> None:
-        batch_id = await app.prepare_batch(d)
-        spawn(app.run_batch, batch_id)
+        batch_id = await batches.prepare_batch(app, d)
+        start_soon(batches.run_batch, app, batch_id)
 
     async def is_known(d: Path) -> bool:
         key = os.path.realpath(d)
-        return await app.db.read(lambda c: repo.batch_by_source(c, key)) is not None
+        return await app.db.read(lambda c: batch_rows.by_source(c, key)) is not None
 
     return BatchWatcher.from_config(app.cfg.watch, start_batch=start_batch, is_known=is_known,
                                     on_error=on_error or _already_logged)
 
 
-def watcher_for_service(service: Any, *, on_error: OnError | None = None) -> BatchWatcher:
-    """A watcher over service.cfg.watch that starts batches exactly as the StartBatch RPC
-    does (a task record, resume rules, the shutdown drain): cofid.api.server.Service.
+def watcher_for_service(service: Service, *, on_error: OnError | None = None) -> BatchWatcher:
+    """A watcher over service.cfg.watch that starts batches with the StartBatch use case
+    (a task record, resume rules, the shutdown drain): cofid.service.batches.start_batch.
 
-    ALREADY_EXISTS (queued, running or completed) counts as known; FAILED_PRECONDITION,
-    INVALID_ARGUMENT and NOT_FOUND are the directory's fault (rule 8); anything else
-    propagates. Cancel the watcher before the service starts closing.
+    A Conflict (queued, running or completed) counts as known; any other refusal of the
+    service (InvalidRequest, NotFound, Precondition: a BatchInputError, an unknown
+    question set) is the directory's fault (rule 8); anything else propagates. Cancel the
+    watcher before the service starts closing.
     """
-    import grpc
-
-    from cofid.api.bridge import ApiError
-    from cofid.store import repo
-
-    refused = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
-               grpc.StatusCode.NOT_FOUND}
 
     async def start_batch(d: Path) -> None:
         try:
             await service.start_batch(str(d), None, None)
-        except ApiError as e:
-            if e.code == grpc.StatusCode.ALREADY_EXISTS:
-                return
-            if e.code in refused:
-                raise BatchInputError(e.message) from None
-            raise
+        except Conflict:
+            return
 
     async def is_known(d: Path) -> bool:
         key = os.path.realpath(d)
-        if key in getattr(service, "starting_dirs", {}):
+        if key in service.starting_dirs:
             return True
-        return await service.app.db.read(lambda c: repo.batch_by_source(c, key)) is not None
+        return await service.app.db.read(lambda c: batch_rows.by_source(c, key)) is not None
 
     return BatchWatcher.from_config(service.cfg.watch, start_batch=start_batch,
-                                    is_known=is_known, on_error=on_error or _already_logged)
+                                    is_known=is_known, on_error=on_error or _already_logged,
+                                    rejects=(InvalidRequest, NotFound, Precondition, OSError))

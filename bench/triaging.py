@@ -1,0 +1,136 @@
+"""The trade-to-call rule on generated truth with near-ties: precision and recall per class.
+
+`python -m bench.triaging --seeds 1-20 --trades N [--rule KEY=VALUE ...] [--legacy]`
+
+What runs: cofid.domain.triaging.map_trades, unchanged, on batches from
+cofid.testing.triaging_truth.generate_near_ties (one batch per seed, about N trades each):
+two calls of one client minutes apart with trades between them, calls without end times
+(half with a known duration), the batch's trade clock off by a constant offset (uniform in
+±180 s) plus 8 s jitter per trade, trades booked up to 6 min after the call ended, several
+trades in one call, calls of other clients at the same time, and trades with no call at all
+(app trades of callers, clients who never called).
+
+Decisions:
+
+1. The rule is the shipped configuration's (cofid.config.model.TriagingConfig, the same
+   values as TriagingRule's defaults) unless --rule overrides single parameters;
+   --legacy runs the rule as it was before this benchmark (nearest edge, no skew estimate,
+   assumed end never cut, margins 300 / 900 s) for comparison.
+2. Per class (cofid.testing.triaging_truth.CLASSES): recall = correct / trades of the class
+   with a true call, precision = correct / mapped trades of the class. Negative classes
+   report false positives (any mapping of a trade without a call).
+3. Overall and per-class figures are pooled over the seeds; "worst_seed" is the seed with
+   the lowest min(precision, recall) and its figures; "skew" lists each seed's true and
+   estimated clock offset.
+
+Prints one JSON object: rule, seeds, trades, precision, recall, worst_seed, classes, skew,
+wall_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+from cofid.config.model import TriagingConfig
+from cofid.domain.triaging import TriagingRule, estimate_clock_offset_s, map_trades
+from cofid.testing.triaging_truth import CLASSES, NEGATIVE_CLASSES, generate_near_ties, score
+
+LEGACY = {"margin_before_s": 300.0, "margin_after_s": 900.0, "assumed_duration_s": 600.0,
+          "max_clock_skew_s": 0.0, "before_start_weight": 1.0, "end_at_next_call": False}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-20' or '1,4,7' or '3'."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
+def make_rule(overrides: dict[str, str], legacy: bool) -> TriagingRule:
+    base: dict[str, Any] = dataclasses.asdict(TriagingRule())
+    base.update(dataclasses.asdict(TriagingConfig()))
+    if legacy:
+        base.update(LEGACY)
+    types = {f.name: f.type for f in dataclasses.fields(TriagingRule)}
+    for key, value in overrides.items():
+        if key not in types:
+            raise SystemExit(f"unknown rule parameter {key!r}; known: {', '.join(types)}")
+        kind = str(types[key])
+        base[key] = (value.lower() in ("1", "true", "yes") if kind == "bool"
+                     else int(value) if kind == "int" else float(value))
+    return TriagingRule(**base)
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    mapped = sum(r["mapped"] for r in runs)
+    correct = sum(r["correct"] for r in runs)
+    with_call = sum(r["with_call"] for r in runs)
+    classes: dict[str, Any] = {}
+    for label in CLASSES:
+        n = sum(r["classes"][label]["trades"] for r in runs)
+        m = sum(r["classes"][label]["mapped"] for r in runs)
+        c = sum(r["classes"][label]["correct"] for r in runs)
+        worst = min((r["classes"][label][k] for r in runs for k in ("precision", "recall")
+                     if r["classes"][label][k] is not None), default=None)
+        classes[label] = {"trades": n, "precision": round(c / m, 4) if m else None,
+                          "recall": round(c / n, 4) if n else None, "worst_seed_min": worst}
+    for label in NEGATIVE_CLASSES:
+        n = sum(r["classes"][label]["trades"] for r in runs)
+        fp = sum(r["classes"][label]["false_positives"] for r in runs)
+        classes[label] = {"trades": n, "false_positives": fp,
+                          "false_positive_rate": round(fp / n, 4) if n else None}
+    return {"precision": round(correct / mapped, 5) if mapped else 1.0,
+            "recall": round(correct / with_call, 5) if with_call else 1.0, "classes": classes}
+
+
+def run(seeds: list[int], n_trades: int, rule: TriagingRule) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    skew: list[dict[str, Any]] = []
+    for seed in seeds:
+        batch = generate_near_ties(seed, n_trades)
+        r = score(batch, map_trades(batch.calls, batch.trades, rule))
+        r["seed"] = seed
+        runs.append(r)
+        est = estimate_clock_offset_s(batch.calls, batch.trades, rule)
+        skew.append({"seed": seed, "true_s": round(batch.skew_s, 1), "estimated_s": round(est, 1)})
+    worst = min(runs, key=lambda r: (min(r["precision"], r["recall"]), r["seed"]))
+    pooled = _pooled(runs)
+    return {
+        "benchmark": "triaging", "rule": dataclasses.asdict(rule), "seeds": seeds,
+        "trades": sum(r["trades"] for r in runs), "calls_per_seed_trades": n_trades,
+        "precision": pooled["precision"], "recall": pooled["recall"],
+        "min_precision": min(r["precision"] for r in runs),
+        "min_recall": min(r["recall"] for r in runs),
+        "worst_seed": {k: worst[k] for k in ("seed", "trades", "precision", "recall")},
+        "classes": pooled["classes"], "skew": skew,
+        "wall_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.triaging",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="1-20", help="'1-20', '1,4,7' or '3'")
+    ap.add_argument("--trades", type=int, default=5000, help="trades per seed (about)")
+    ap.add_argument("--rule", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one TriagingRule parameter (repeatable)")
+    ap.add_argument("--legacy", action="store_true",
+                    help="the rule before near-ties were measured (see the docstring)")
+    a = ap.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in a.rule)
+    out = run(parse_seeds(a.seeds), a.trades, make_rule(overrides, a.legacy))
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

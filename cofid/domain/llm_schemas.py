@@ -1,0 +1,78 @@
+"""The LLM stages' output schemas (prompts.py's rules 1 and 2).
+
+1. Schemas are strict: every property is required, optional values are nullable
+   (["number", "null"]), and no object admits additional properties.
+2. LLM2's schema keys the answers by question id: `answers` is an object whose properties
+   are exactly the asked ids, all required, so a grammar-constrained server can only
+   produce each id once (a list with an id enum cannot say "each once"). Backends hand
+   stages the list form (cofid.domain.replies.normalized_llm2). LLM1's trades array has
+   maxItems (replies.LLM1_MAX_TRADES) and its ids the store's width: a model looping in
+   its grammar stops there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cofid.domain.replies import LLM1_MAX_TRADES, MAX_ID_CHARS
+
+LLM1_SCHEMA_NAME = "llm1_trades"
+LLM2_SCHEMA_NAME = "llm2_answers"
+
+LLM1_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["trades"],
+    "properties": {
+        "trades": {
+            "type": "array",
+            "maxItems": LLM1_MAX_TRADES,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [
+                    "symbol", "side", "quantity", "price", "order_type", "trade_id", "evidence",
+                ],
+                "properties": {
+                    "symbol": {"type": ["string", "null"], "maxLength": MAX_ID_CHARS},
+                    "side": {"type": ["string", "null"], "enum": ["BUY", "SELL", None]},
+                    "quantity": {"type": ["number", "null"]},
+                    "price": {"type": ["number", "null"]},
+                    "order_type": {"type": ["string", "null"], "enum": ["MARKET", "LIMIT", None]},
+                    "trade_id": {"type": ["string", "null"], "maxLength": MAX_ID_CHARS},
+                    "evidence": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+
+def llm2_schema(question_ids: Sequence[str]) -> dict[str, Any]:
+    """The strict schema for answers to exactly these questions (rule 2)."""
+    ids = list(question_ids)
+    if not ids:
+        raise ValueError("llm2_schema: question_ids is empty; at least one question is needed")
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"llm2_schema: question id {dup!r} appears twice; ids must be unique")
+    answer = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["answer", "evidence"],
+        "properties": {"answer": {"type": "string"}, "evidence": {"type": "string"}},
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["answers"],
+        "properties": {
+            "answers": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ids,
+                "properties": {qid: answer for qid in ids},
+            }
+        },
+    }

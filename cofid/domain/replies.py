@@ -1,0 +1,138 @@
+"""What a model's reply must satisfy beyond its JSON schema, and the shape stages read.
+
+A schema-valid reply can still be unstorable: a grammar cannot say "each question id
+once", and a number can be NaN, negative or wider than the store's Numeric(20, 6). These
+checks run on every LLM reply after schema validation; a failure is the *model's* error
+(worth a retry), never a storage error.
+
+Rules:
+
+1. LLM1 (`{"trades": [...]}`): at most `LLM1_MAX_TRADES` trades; quantity and price,
+   when given, are finite, > 0 and below `MAX_AMOUNT`; symbol and trade_id at most
+   `MAX_ID_CHARS` characters (the store's column widths).
+2. LLM2 answers come keyed by question id (`{"answers": {"Q1": {"answer", "evidence"}}}`,
+   the shape constrained decoding can only fill with each id once); the list form
+   (`[{"question_id", "answer", "evidence"}]`) is accepted too. Either way every asked id
+   is answered exactly once, no other id appears, and an answer is not blank.
+3. `normalized_llm2` turns either form into the list stages consume, in question order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+LLM1_MAX_TRADES = 20
+MAX_AMOUNT = 1e14  # Numeric(20, 6) holds 14 digits before the point
+MAX_ID_CHARS = 64
+
+
+def llm1_problems(data: Mapping[str, Any]) -> list[str]:
+    """Why an LLM1 reply cannot be stored (rule 1); empty when it can."""
+    trades = data.get("trades")
+    if not isinstance(trades, list):
+        return ["trades is not a list"]
+    problems = []
+    if len(trades) > LLM1_MAX_TRADES:
+        problems.append(f"{len(trades)} trades, at most {LLM1_MAX_TRADES} allowed")
+    for i, trade in enumerate(trades):
+        if not isinstance(trade, Mapping):
+            problems.append(f"trades[{i}] is not an object")
+            continue
+        for key in ("quantity", "price"):
+            problem = _amount_problem(trade.get(key))
+            if problem:
+                problems.append(f"trades[{i}].{key} {problem}")
+        for key in ("symbol", "trade_id"):
+            value = trade.get(key)
+            if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+                problems.append(f"trades[{i}].{key} is longer than {MAX_ID_CHARS} characters")
+    return problems
+
+
+def _amount_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"is not a number ({value!r})"
+    if not math.isfinite(value):
+        return "is not a finite number"
+    if value <= 0:
+        return f"is not positive ({value})"
+    if value >= MAX_AMOUNT:
+        return f"is too large ({value})"
+    return None
+
+
+def llm2_problems(data: Mapping[str, Any], question_ids: Sequence[str]) -> list[str]:
+    """Why an LLM2 reply cannot be stored (rule 2); empty when it can."""
+    try:
+        answers = _answer_items(data)
+    except ValueError as exc:
+        return [str(exc)]
+    asked = [str(qid) for qid in question_ids]
+    problems = []
+    seen: dict[str, int] = {}
+    for qid, answer in answers:
+        seen[qid] = seen.get(qid, 0) + 1
+        if not isinstance(answer.get("answer"), str) or not answer["answer"].strip():
+            problems.append(f"the answer to {qid!r} is blank")
+    twice = [qid for qid, n in seen.items() if n > 1]
+    if twice:
+        problems.append("question ids answered more than once: " + ", ".join(twice))
+    if asked:
+        missing = [qid for qid in asked if qid not in seen]
+        unknown = [qid for qid in seen if qid not in asked]
+        if missing:
+            problems.append("questions not answered: " + ", ".join(missing))
+        if unknown:
+            problems.append("answers to questions not asked: " + ", ".join(unknown))
+    return problems
+
+
+def _answer_items(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    answers = data.get("answers")
+    if isinstance(answers, Mapping):
+        items = list(answers.items())
+    elif isinstance(answers, list):
+        items = [(a.get("question_id"), a) for a in answers if isinstance(a, Mapping)]
+        if len(items) != len(answers):
+            raise ValueError("an answer is not an object")
+    else:
+        raise ValueError("answers is neither an object nor a list")
+    for qid, answer in items:
+        if not isinstance(qid, str | int) or isinstance(qid, bool):
+            raise ValueError(f"question id {qid!r} is not a string")
+        if not isinstance(answer, Mapping):
+            raise ValueError(f"the answer to {qid!r} is not an object")
+    return [(str(qid) if isinstance(qid, int) else qid, a) for qid, a in items]
+
+
+def normalized_llm2(data: Mapping[str, Any], question_ids: Sequence[str]) -> dict[str, Any]:
+    """The reply with `answers` as [{question_id, answer, evidence}] in question order
+    (rule 3). A list already is that shape and comes back as given."""
+    answers = data.get("answers")
+    if not isinstance(answers, Mapping):
+        return dict(data)
+    order = [qid for qid in question_ids if qid in answers]
+    order += [qid for qid in answers if qid not in order]
+    listed = [
+        {
+            "question_id": qid,
+            "answer": answers[qid].get("answer"),
+            "evidence": answers[qid].get("evidence"),
+        }
+        for qid in order
+    ]
+    return {**data, "answers": listed}
+
+
+def keyed_llm2(answers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The list form keyed by question id: the reply shape of the LLM2 schema."""
+    return {
+        "answers": {
+            str(a["question_id"]): {"answer": a["answer"], "evidence": a["evidence"]}
+            for a in answers
+        }
+    }

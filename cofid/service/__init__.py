@@ -1,0 +1,1 @@
+"""The application layer: transport-neutral use cases over one engine (DESIGN.md)."""

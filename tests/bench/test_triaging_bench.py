@@ -1,0 +1,29 @@
+"""bench.triaging at a tiny size prints one JSON object with the figures the README quotes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_triaging_benchmark_tiny() -> None:
+    p = subprocess.run([sys.executable, "-m", "bench.triaging", "--seeds", "1-2", "--trades",
+                        "400"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, p.stdout
+    out = json.loads(lines[0])
+    assert out["seeds"] == [1, 2] and out["trades"] > 600
+    assert {"precision", "recall", "min_precision", "min_recall", "worst_seed", "classes",
+            "skew", "rule"} <= set(out)
+    assert {"gap", "no_end", "skew_edge", "after_end", "multi", "concurrent",
+            "app_trade"} <= set(out["classes"])
+    assert 0.9 < out["precision"] <= 1.0 and 0.9 < out["recall"] <= 1.0
+    legacy = json.loads(subprocess.run(
+        [sys.executable, "-m", "bench.triaging", "--seeds", "1-2", "--trades", "400", "--legacy"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert legacy["rule"]["max_clock_skew_s"] == 0.0
+    assert legacy["recall"] < out["recall"]
