@@ -126,7 +126,7 @@ async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bo
             finally:
                 end = trio.current_time()
                 busy[gpu.name] += end - start
-                spans[f.audio_name][stage.value] = [gpu.name, start, end]
+                spans[f.audio_name][stage.stage.value] = [gpu.name, start, end]
 
         engine._call = timed_call  # instrumentation only: the engine is otherwise untouched
 

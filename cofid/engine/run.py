@@ -26,7 +26,7 @@ from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, needs_stage
 from cofid.domain.questions import QuestionSet
-from cofid.engine.gpus import GpuPool
+from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun, RetryPolicy
 from cofid.engine.reporting import StageReporting, processing_log
 from cofid.engine.writer import Writer
@@ -204,6 +204,10 @@ class Engine(StageReporting):
         await self._progress(run, stage)
         return True
 
+    async def _call(self, st: FileStage[Any, Any], f: FileState, gpu: Gpu, ctx: Any) -> Any:
+        """The one backend request of an attempt (a seam the schedule benchmark times)."""
+        return await st.call(self.env, f, gpu.backends, ctx)
+
     async def _attempt(
         self, run: PlanRun, index: int, st: FileStage[Any, Any], f: FileState, ctx: Any, attempt: int
     ) -> tuple[WriteSet, Summary, str, int]:
@@ -217,7 +221,7 @@ class Engine(StageReporting):
                     payload=request_summary, gpu=gpu.name)])
             t0 = time.monotonic()
             try:
-                result = await st.call(self.env, f, gpu.backends, ctx)
+                result = await self._call(st, f, gpu, ctx)
             except BackendError as exc:
                 await self._record(run, stage, gpu, False, time.monotonic() - t0, exc)
                 raise

@@ -121,7 +121,8 @@ async def test_stt_is_reproducible(engine, sample_batch):
 
 
 async def test_undecodable_audio_is_permanent(engine, tmp_path: Path):
-    from cofid.backends.cpu.whisper import CpuLid, CpuStt
+    from cofid.backends.cpu.whisper import CpuStt
+    from cofid.backends.cpu.whisper_lid import CpuLid
 
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio at all" * 4)
