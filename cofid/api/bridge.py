@@ -39,16 +39,8 @@ def not_found(msg: str) -> ApiError:
     return ApiError(grpc.StatusCode.NOT_FOUND, msg)
 
 
-def already_exists(msg: str) -> ApiError:
-    return ApiError(grpc.StatusCode.ALREADY_EXISTS, msg)
-
-
 def exhausted(msg: str) -> ApiError:
     return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
-
-
-def precondition(msg: str) -> ApiError:
-    return ApiError(grpc.StatusCode.FAILED_PRECONDITION, msg)
 
 
 UNAVAILABLE_MSG = "cofid is shutting down; retry later"

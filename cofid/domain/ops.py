@@ -60,5 +60,11 @@ class WriteSet:
     def delete(self, table: str, key_column: str, key_value: Any) -> None:
         self.ops.append(Delete(table, key_column, key_value))
 
+    def replace(self, table: str, key_column: str, key_value: Any, *rows: dict[str, Any]) -> None:
+        """The rows of `table` whose `key_column` is `key_value` become `rows` (old rows
+        out, new ones in): how a re-run stage result never lands twice."""
+        self.delete(table, key_column, key_value)
+        self.insert(table, *rows)
+
     def extend(self, other: WriteSet) -> None:
         self.ops.extend(other.ops)

@@ -42,9 +42,8 @@ class Llm1Stage:
 
     def writes(self, f: FileState, result: ChatResult, ctx: LlmContext) -> tuple[WriteSet, Summary]:
         ws = WriteSet()
-        ws.delete("call_conversation", "call_id", f.call_id)
-        ws.insert(
-            "call_conversation",
+        ws.replace(
+            "call_conversation", "call_id", f.call_id,
             *(
                 {
                     "call_id": f.call_id,

@@ -71,8 +71,7 @@ class Llm2Stage:
                 }
             )
         ws = WriteSet()
-        ws.delete("audit_answer", "call_id", f.call_id)
-        ws.insert("audit_answer", *rows)
+        ws.replace("audit_answer", "call_id", f.call_id, *rows)
         set_call_status(ws, f, CallStatus.COMPLETE)
         mark_done(ws, f, Stage.LLM2)
         f.llm2_done = True

@@ -41,9 +41,8 @@ class SttStage(NoGate):
 
     def writes(self, f: FileState, result: SttResult, ctx: None) -> tuple[WriteSet, Summary]:
         ws = WriteSet()
-        ws.delete("transcript", "call_id", f.call_id)
-        ws.insert(
-            "transcript",
+        ws.replace(
+            "transcript", "call_id", f.call_id,
             *(
                 {
                     "call_id": f.call_id,

@@ -163,7 +163,7 @@ class Database:
 # ---- executing ops -------------------------------------------------------------------
 
 
-def execute_ops(conn: Connection, ops: Iterable[Op]) -> None:
+def execute_seed_ops(conn: Connection, ops: Iterable[Op]) -> None:
     """Execute the ops of one or many write sets in three merged phases (see domain.ops)."""
     deletes: list[Delete] = []
     inserts: dict[str, list[dict[str, Any]]] = {}
@@ -217,3 +217,14 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
 def _chunks(seq: Sequence[T], n: int) -> Iterable[Sequence[T]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
+
+
+def read_once(url: str, fn: Callable[[Connection], T]) -> T:
+    """Run `fn` on one connection of a short-lived engine (reports and dumps outside a
+    running daemon)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return fn(conn)
+    finally:
+        engine.dispose()

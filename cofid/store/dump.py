@@ -37,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cofid.store import tables as t
+from cofid.store.db import read_once
 
 TIMESTAMP_COLUMNS = frozenset({"createdAt", "updatedAt", "timestamp", "created_at", "completedAt"})
 KEPT_EVENT_TYPES = ("file_complete", "error", "stage_complete")
@@ -68,12 +69,7 @@ def _sort(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def normalized_dump(url: str) -> Dump:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return dump_connection(conn)
-    finally:
-        engine.dispose()
+    return read_once(url, dump_connection)
 
 
 def dump_connection(conn: sa.Connection) -> Dump:

@@ -8,25 +8,15 @@ the batch has run, from a process that holds no Database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cofid.store import tables as t
+from cofid.store.db import read_once
 
 Record = dict[str, Any]
-R = TypeVar("R")
-
-
-def _read(url: str, fn: Callable[[Connection], R]) -> R:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return fn(conn)
-    finally:
-        engine.dispose()
 
 
 def _calls_overview(conn: Connection) -> list[Record]:
@@ -41,7 +31,7 @@ def _calls_overview(conn: Connection) -> list[Record]:
 
 def calls_overview(url: str) -> list[Record]:
     """Every call by audio name: audio_name, lang, audio_duration, status, ivr_trim_offset."""
-    return _read(url, _calls_overview)
+    return read_once(url, _calls_overview)
 
 
 def _call_report(conn: Connection, audio_name: str) -> Record | None:
@@ -83,4 +73,4 @@ def call_report(url: str, audio_name: str) -> Record | None:
     segments (in order), extracted trades and audit answers (in question order); None when
     there is no such call. Keys: call, file_distribution (or None), transcript,
     call_conversation, audit_answer."""
-    return _read(url, lambda conn: _call_report(conn, audio_name))
+    return read_once(url, lambda conn: _call_report(conn, audio_name))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from cofid.domain.events import Event
 from cofid.domain.ops import Delete, Insert, Op, Update
 from cofid.store import tables as t
-from cofid.store.db import execute_ops as _execute_seed_ops
+from cofid.store.db import execute_seed_ops as _execute_seed_ops
 
 # A batch-level step: runs inside a group's transaction, returns the events it caused.
 Step = Callable[[Connection], list[Event]]

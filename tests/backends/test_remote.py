@@ -6,7 +6,6 @@ import io
 import json
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import soundfile
@@ -25,7 +24,6 @@ from cofid.backends.remote import (
 )
 from cofid.simworker.http_server import (
     DropConnection,
-    HttpServer,
     Request,
     Response,
     json_response,
@@ -38,34 +36,6 @@ def write_wav(path: Path, seconds: float, rate: int = 8000) -> Path:
     t = np.arange(int(seconds * rate)) / rate
     soundfile.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), rate)
     return path
-
-
-class StandIn:
-    """A handler that records every request and answers with `reply(request)`."""
-
-    def __init__(self, reply) -> None:
-        self.reply = reply
-        self.requests: list[Request] = []
-
-    async def __call__(self, request: Request) -> Response:
-        self.requests.append(request)
-        return await self.reply(request)
-
-
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
-@pytest.fixture
-def serve(nursery):
-    async def start(reply) -> tuple[StandIn, str]:
-        stand_in = StandIn(reply)
-        server = await nursery.start(HttpServer(stand_in).serve)
-        return stand_in, server.url
-
-    return start
 
 
 def replying(body, status: int = 200):

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import soundfile
@@ -24,7 +23,7 @@ from cofid.backends.remote import RemoteChat, RemoteLid, RemoteOptions, RemoteSt
 from cofid.backends.remote_chat import ModelReplyError
 from cofid.domain.prompts import build_llm1_request, build_llm2_request
 from cofid.domain.questions import default_question_set
-from cofid.simworker.http_server import HttpServer, Request, Response, json_response
+from cofid.simworker.http_server import Request, Response, json_response
 
 QUESTIONS = default_question_set().questions
 IDS = [q.id for q in QUESTIONS]
@@ -35,34 +34,6 @@ def options(dialect: str, **overrides: Any) -> RemoteOptions:
     return RemoteOptions(
         timeout_s=5.0, connect_timeout_s=2.0, dialect=resolve_dialect(dialect, overrides)
     )
-
-
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
-class Recorder:
-    """A loopback server: every request is kept, `reply` answers it."""
-
-    def __init__(self, reply) -> None:
-        self.reply = reply
-        self.requests: list[Request] = []
-
-    async def __call__(self, request: Request) -> Response:
-        self.requests.append(request)
-        return await self.reply(request)
-
-
-@pytest.fixture
-def serve(nursery):
-    async def start(reply) -> tuple[Recorder, str]:
-        recorder = Recorder(reply)
-        server = await nursery.start(HttpServer(recorder).serve)
-        return recorder, server.url
-
-    return start
 
 
 @pytest.fixture
