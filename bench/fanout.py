@@ -1,6 +1,7 @@
 """Event fan-out: a real cofid runs a batch while many gRPC WatchEvents subscribers read it.
 
-`python -m bench.fanout --files N --subscribers 20 [--buffer 10000 --clients thread|process]`
+`python -m bench.fanout --files N --subscribers 20 [--buffer 10000 --clients thread|process]
+[--batched]`
 
 What runs: serve_main in this process (the whole daemon: App, engine, group-commit writer,
 event bus, gRPC server on 127.0.0.1:0 with token auth), SQLite in a temporary directory,
@@ -36,6 +37,13 @@ Decisions:
    one child process (python -m bench.fanout --child ...), which leaves the daemon's
    process to the daemon; batch_s shows the difference (and --subscribers 0 the engine
    alone).
+
+7. --batched: every subscriber asks for several events per message (WatchRequest.batched),
+   as cofictl watch and the TUI do; without it, one event per message, as older clients.
+8. slowdown: the same batch (same files, same configuration) first runs with no
+   subscriber, in this process, before the measured run (after a warm-up run of 50
+   files that pays for the first run's imports): slowdown = batch_s / alone_batch_s
+   (--no-alone skips both).
 
 Prints one JSON object: per-subscriber and total events/s, dropped, fell_behind, latency
 percentiles, the batch's wall time and event count.
@@ -87,8 +95,11 @@ def bench_config(tmp: Path, subscribers: int, buffer: int) -> dict[str, Any]:
             "listen": ["127.0.0.1:0"],
             "tokens": [{"name": "op", "role": "operator", "token": OP},
                        {"name": "view", "role": "viewer", "token": VIEW}],
-            # Each open stream holds a pool thread; the server admits max_workers - 4.
-            "max_workers": subscribers + 16,
+            # Each open stream holds a pool thread; streams may hold all but the reserved
+            # 16 (the default reserve, a quarter, would cap 100 streams at 87).
+            "max_workers": subscribers + 32,
+            "max_event_streams": max(32, subscribers),
+            "reserved_workers": 16,
             "subscriber_buffer": buffer,
             "heartbeat_s": 1.0,
         },
@@ -128,14 +139,14 @@ class Subscriber:
             for m in self.call:
                 now = time.time()
                 kind = m.WhichOneof("msg")
-                if kind == "event":
-                    e = m.event
-                    ids.append(e.id)
-                    lat.append(now - (e.timestamp.seconds + e.timestamp.nanos * 1e-9))
+                if kind in ("event", "events"):
+                    for e in [m.event] if kind == "event" else m.events.events:
+                        ids.append(e.id)
+                        lat.append(now - (e.timestamp.seconds + e.timestamp.nanos * 1e-9))
                     if self.first_recv is None:
                         self.first_recv = now
                     self.last_recv = now
-                    if self.target is not None and e.id >= self.target:
+                    if self.target is not None and ids[-1] >= self.target:
                         self.done.set()
                 elif kind == "heartbeat":
                     self.heartbeats += 1
@@ -192,9 +203,10 @@ def drain(subs: list[Subscriber], drain_s: float) -> None:
             s.call.cancel()
 
 
-def make_subscribers(address: str, n: int) -> list[Subscriber]:
+def make_subscribers(address: str, n: int, batched: bool = False) -> list[Subscriber]:
     return [Subscriber(i, FILTERS[i % len(FILTERS)][0],
-                       pb.WatchRequest(**FILTERS[i % len(FILTERS)][1]), address)
+                       pb.WatchRequest(batched=batched, **FILTERS[i % len(FILTERS)][1]),
+                       address)
             for i in range(n)]
 
 
@@ -208,10 +220,10 @@ def start_readers(subs: list[Subscriber]) -> list[threading.Thread]:
 STATE = ("ids", "latency", "first_recv", "last_recv", "notices", "heartbeats", "end")
 
 
-def child_main(address: str, n: int, drain_s: float) -> int:
+def child_main(address: str, n: int, drain_s: float, batched: bool) -> int:
     """--clients process: the subscribers in this process; targets come on stdin, the
     received ids and latencies go to stdout as one JSON line."""
-    subs = make_subscribers(address, n)
+    subs = make_subscribers(address, n, batched)
     threads = start_readers(subs)
     line = sys.stdin.readline()
     targets = json.loads(line) if line.strip() else [None] * n
@@ -226,16 +238,16 @@ def child_main(address: str, n: int, drain_s: float) -> int:
 
 
 def client(address: str, service, files_dir: Path, subscribers: int, drain_s: float,
-           db_url: str, clients: str) -> dict[str, Any]:
+           db_url: str, clients: str, batched: bool) -> dict[str, Any]:
     """The client side, in a worker thread of the trio run that serves cofid."""
     md = bearer_metadata(OP)
-    subs = make_subscribers(address, subscribers)
+    subs = make_subscribers(address, subscribers, batched)
     proc = None
     threads: list[threading.Thread] = []
     if clients == "process":
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.fanout", "--child", address, "--subscribers",
-             str(subscribers), "--drain-s", str(drain_s)],
+             str(subscribers), "--drain-s", str(drain_s), *(["--batched"] if batched else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             cwd=Path(__file__).resolve().parents[1])
     else:
@@ -283,7 +295,7 @@ def client(address: str, service, files_dir: Path, subscribers: int, drain_s: fl
 
 
 async def _serve_and_run(cfg, files_dir: Path, subscribers: int, drain_s: float,
-                         clients: str):
+                         clients: str, batched: bool):
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         async def runner(task_status=trio.TASK_STATUS_IGNORED):
@@ -293,15 +305,13 @@ async def _serve_and_run(cfg, files_dir: Path, subscribers: int, drain_s: float,
         try:
             return await trio.to_thread.run_sync(
                 client, bound[0], service, files_dir, subscribers, drain_s, cfg.database_url,
-                clients)
+                clients, batched)
         finally:
             stop.set()
 
 
-def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 5.0,
-        clients: str = "thread") -> dict[str, Any]:
-    logging.basicConfig(level=logging.WARNING)
-    wall0 = time.perf_counter()
+def _one_run(files: int, subscribers: int, buffer: int, drain_s: float, clients: str,
+             batched: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp_s:
         tmp = Path(tmp_s)
         files_dir = tmp / "batch"
@@ -309,7 +319,18 @@ def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 
         for i in range(files):
             (files_dir / w.file_name(i)).touch()
         cfg = parse_config(bench_config(tmp, subscribers, buffer))
-        r = trio.run(_serve_and_run, cfg, files_dir, subscribers, drain_s, clients)
+        return trio.run(_serve_and_run, cfg, files_dir, subscribers, drain_s, clients, batched)
+
+
+def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 5.0,
+        clients: str = "thread", batched: bool = False, alone: bool = True) -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING)
+    wall0 = time.perf_counter()
+    alone_s = None
+    if alone:  # after a small warm-up run: the first run in a process pays for imports
+        _one_run(min(files, 50), 0, buffer, drain_s, clients, batched)
+        alone_s = _one_run(files, 0, buffer, drain_s, clients, batched)["batch_s"]
+    r = _one_run(files, subscribers, buffer, drain_s, clients, batched)
     t0 = r["t0"]
     per = []
     all_lat: list[float] = []
@@ -336,9 +357,11 @@ def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 
     rates = [p["events_per_s"] for p in per]
     return {
         "benchmark": "fanout", "files": files, "subscribers": subscribers,
-        "subscriber_buffer": buffer, "clients": clients,
+        "subscriber_buffer": buffer, "clients": clients, "batched": batched,
         "task_state": r["task_state"], "task_failures": r["failures"],
         "batch_s": round(r["batch_s"], 2),
+        "alone_batch_s": round(alone_s, 2) if alone_s else None,
+        "slowdown": round(r["batch_s"] / alone_s, 3) if alone_s else None,
         "files_per_s": round(files / r["batch_s"], 1) if r["batch_s"] else None,
         "event_rows": r["rows"]["events"],
         "calls_by_status": r["rows"]["calls_by_status"],
@@ -369,11 +392,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="after the batch, wait this long without progress for stragglers")
     ap.add_argument("--clients", choices=("thread", "process"), default="thread",
                     help="subscriber threads in this process, or in one child process")
+    ap.add_argument("--batched", action="store_true",
+                    help="several events per message (WatchRequest.batched)")
+    ap.add_argument("--no-alone", action="store_true",
+                    help="skip the run without subscribers (no slowdown then)")
     ap.add_argument("--child", metavar="ADDRESS", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        return child_main(a.child, a.subscribers, a.drain_s)
-    out = run(a.files, a.subscribers, buffer=a.buffer, drain_s=a.drain_s, clients=a.clients)
+        return child_main(a.child, a.subscribers, a.drain_s, a.batched)
+    out = run(a.files, a.subscribers, buffer=a.buffer, drain_s=a.drain_s, clients=a.clients,
+              batched=a.batched, alone=not a.no_alone)
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -1,6 +1,7 @@
 """The real engine on simulated GPUs, in virtual time: how close is its schedule to ideal?
 
 `python -m bench.schedule --files N --gpus G --slots S --seed K [--dump FILE]`
+`python -m bench.schedule ... --seeds 1-50` (a range or a list, 1,5,9-12; --slow-gpus K)
 
 What runs: open_app + prepare_batch + run_batch — the batch plan, the streaming engine,
 the GPU pool, the stages and the group-commit writer, unchanged — under
@@ -21,16 +22,24 @@ Decisions:
 4. GPU stage times are recorded by wrapping the engine's backend call (Engine._call) on
    the instance; a call's completion is the commit of its last file_complete event (its
    final status: Complete, or ShortCall from the STT gate), seen through app.bus.listeners.
-5. Files are fed in distribution order, which is by file size (the placeholders are as
-   large as 8 kHz recordings of their durations): shortest calls first. --order shortest
-   names them in that order too, which now changes nothing but ties.
+5. Files are fed in distribution order, by latest start time and then shortest first, with
+   file size as the proxy for duration (the placeholders are as large as 8 kHz recordings
+   of their durations; cofid.plans.feed_order argues the rule). --order shortest names
+   them shortest first, which changes nothing but ties.
 6. The remote (OpenAI-compatible) backends send the audio with every request, so files
    have no GPU affinity (Backends.needs_affinity False): any free slot may take any file;
    --affinity keeps each file on the GPU it was distributed to, as a host-local disk would.
 
+7. --slow-gpus K makes the first K GPUs --slowdown times slower (every call sleeps that
+   much longer); the bound is then total work / the slots' summed speed (and the longest
+   chain on a full-speed slot).
+8. --seeds runs one workload per seed, one after another in this process, and prints
+   their runs with worst_ratio and median_ratio (and the worst mean completion over the
+   barrier schedule's, bench.barrier with --assign rr, on the same workload).
+
 Prints makespan_s, lower_bound_s (max of total work / slots and the longest single file's
-chain), ratio, first/mean completion (all calls, and calls that reached Complete), per-GPU
-utilization and wall_s, as one JSON object.
+chain), ratio, first/mean completion (all calls, and calls that reached Complete),
+mean_vs_barrier, per-GPU utilization and wall_s, as one JSON object.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +58,7 @@ import trio
 import trio.testing
 
 from bench import workload as w
+from bench.barrier import simulate as simulate_barrier
 from cofid.backends.base import AudioRef, ChatRequest
 from cofid.backends.fake import FakeBackends, FakeCall
 from cofid.backends.health import CircuitBreaker
@@ -59,12 +70,13 @@ from cofid.service.app import open_app
 class SimBackends(FakeBackends):
     """FakeBackends whose calls take the cost model's service time (trio.sleep)."""
 
-    def __init__(self, durations: dict[str, float]) -> None:
+    def __init__(self, durations: dict[str, float], slowdown: float = 1.0) -> None:
         super().__init__(script=lambda name: FakeCall(duration_s=durations[name], segments=6))
         self.durations = durations
+        self.slowdown = slowdown
 
     async def _work(self, stage: str, name: str | None) -> None:
-        await trio.sleep(w.service_s(stage, self.durations[name] if name else 0.0))
+        await trio.sleep(self.slowdown * w.service_s(stage, self.durations[name] if name else 0.0))
 
     async def denoise(self, audio: AudioRef, output: Path):
         await self._work("denoise", audio.name)
@@ -100,13 +112,14 @@ def write_placeholders(directory: Path, durs: list[float]) -> None:
             f.truncate(44 + int(d * 16000))
 
 
-async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bool) -> dict:
+async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bool,
+               speeds: list[float]) -> dict:
     names = {w.file_name(i): d for i, d in enumerate(durs)}
     batch_dir = tmp / "batch"
     write_placeholders(batch_dir, durs)
     gpu_list = []
     for g in range(gpus):
-        b = SimBackends(names).backends()
+        b = SimBackends(names, 1.0 / speeds[g]).backends()
         b.needs_affinity = affinity
         gpu_list.append(Gpu(f"gpu{g}", slots, b, CircuitBreaker(clock=trio.current_time)))
     cfg = parse_config(bench_config(tmp / "data"))
@@ -158,32 +171,49 @@ async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bo
             "items": items}
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'1-50', '3,7,9-12' -> the seeds, in order."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def run(files: int, gpus: int, slots: int, seed: int, *, affinity: bool = False,
-        order: str = "given", dump: str | None = None) -> dict[str, Any]:
+        order: str = "given", dump: str | None = None, slow_gpus: int = 0,
+        slowdown: float = 2.0) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     durs = w.ordered(w.durations(files, seed), order)
+    speeds = [1.0 / slowdown if g < slow_gpus else 1.0 for g in range(gpus)]
     with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp:
-        r = trio.run(_run, durs, gpus, slots, Path(tmp), affinity,
+        r = trio.run(_run, durs, gpus, slots, Path(tmp), affinity, speeds,
                      clock=trio.testing.MockClock(autojump_threshold=0))
     names = [w.file_name(i) for i in range(files)]
     comp = [r["completion"].get(n) for n in names]
     done = [c for c in comp if c is not None]
     full = [r["completion"][n] for n in names if r["status"].get(n) == "Complete"]
-    bound = w.lower_bound_s(durs, gpus * slots)
+    bound = max(w.total_work_s(durs) / (slots * sum(speeds)),
+                max((w.chain_s(d) for d in durs), default=0.0))
     mk = r["makespan"]
+    barrier = simulate_barrier(durs, gpus, slots)["completion"]
+    mean = sum(done) / len(done) if done else None
     statuses: dict[str, int] = {}
     for n in names:
         s = r["status"].get(n, "none")
         statuses[s] = statuses.get(s, 0) + 1
     out = {
         "benchmark": "schedule", "seed": seed, "files": files, "gpus": gpus, "slots": slots,
-        "affinity": affinity, "order": order,
+        "affinity": affinity, "order": order, "slow_gpus": slow_gpus,
+        "slowdown": slowdown if slow_gpus else 1.0,
         "makespan_s": round(mk, 1),
         "lower_bound_s": round(bound, 1),
         "ratio": round(mk / bound, 4) if bound else None,
         "first_completion_s": round(min(done), 1) if done else None,
-        "mean_completion_s": round(sum(done) / len(done), 1) if done else None,
+        "mean_completion_s": round(mean, 1) if mean is not None else None,
+        # Against the seed's barrier schedule of the same workload at full speed.
+        "mean_vs_barrier": round(mean / (sum(barrier) / len(barrier)), 4) if mean else None,
         "first_complete_s": round(min(full), 1) if full else None,
         "mean_complete_s": round(sum(full) / len(full), 1) if full else None,
         "gpu_utilization": [round(b / (slots * mk), 4) if mk else 0.0 for b in r["busy"].values()],
@@ -217,9 +247,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--order", choices=("given", "shortest"), default="given",
                     help="feed order: as drawn, or shortest chain first (by file name)")
     ap.add_argument("--dump", help="write the workload and every file's GPU and stage times here")
+    ap.add_argument("--seeds", help="run every seed of a range or list (1-50, 3,7,9-12)")
+    ap.add_argument("--slow-gpus", type=int, default=0, help="how many GPUs are slower")
+    ap.add_argument("--slowdown", type=float, default=2.0, help="how much slower they are")
     a = ap.parse_args(argv)
-    out = run(a.files, a.gpus, a.slots, a.seed, affinity=a.affinity, order=a.order,
-              dump=a.dump)
+    kw: dict[str, Any] = {"affinity": a.affinity, "order": a.order, "slow_gpus": a.slow_gpus,
+                          "slowdown": a.slowdown}
+    if a.seeds:
+        t0 = time.perf_counter()
+        runs = [run(a.files, a.gpus, a.slots, seed, **kw) for seed in parse_seeds(a.seeds)]
+        ratios = [x["ratio"] for x in runs]
+        worst = max(runs, key=lambda x: x["ratio"])
+        out = {"benchmark": "schedule", "files": a.files, "gpus": a.gpus, "slots": a.slots,
+               "slow_gpus": a.slow_gpus, "seeds": [x["seed"] for x in runs],
+               "worst_ratio": worst["ratio"], "worst_seed": worst["seed"],
+               "median_ratio": round(statistics.median(ratios), 4),
+               "worst_mean_vs_barrier": max(x["mean_vs_barrier"] for x in runs),
+               "failed": sum(x["failed"] for x in runs), "runs": runs,
+               "wall_s": round(time.perf_counter() - t0, 2)}
+    else:
+        out = run(a.files, a.gpus, a.slots, a.seed, dump=a.dump, **kw)
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -4,7 +4,8 @@
                                            print the effective configuration (secrets masked);
                                            --probe: check every model server URL and model
   cofid db upgrade [--config FILE]         create / migrate the schema (idempotent)
-  cofid db ddl                             print the MySQL DDL of the table definitions
+  cofid db ddl [--version N]               print the MySQL DDL of the table definitions
+                                           (--version N: that migration's tables)
   cofid run-batch DIR [--config FILE] [--json]
                                            process one batch directory to the end
   cofid serve [--config FILE]              the daemon (gRPC control plane, watcher, engine)
@@ -21,6 +22,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from cofid.config import Config, ConfigError, effective_config, load_config
 
@@ -38,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="schema management")
     dbsub = db.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="create or migrate the schema (idempotent)")
-    dbsub.add_parser("ddl", help="print the MySQL DDL generated from the table definitions")
+    ddl = dbsub.add_parser("ddl", help="print the MySQL DDL generated from the table definitions")
+    ddl.add_argument("--version", type=int, default=None, metavar="N",
+                     help="only the tables schema version N added (sql/migrations/NNNN_*.sql)")
     rb = sub.add_parser(
         "run-batch",
         help="process one batch directory to the end",
@@ -72,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return probe_command(cfg)
         return EXIT_OK
+    probed: list[Any] = []  # the start probe's results: failing hosts start unhealthy
     if args.command in ("run-batch", "serve"):
-        from cofid.backends.probe import startup_check
+        from cofid.backends.probe import startup_probe
 
-        problem = startup_check(cfg)  # a wrong URL stops here, not after minutes of retries
+        problem, probed = startup_probe(cfg)  # a wrong URL stops here, not after minutes of retries
         if problem:
             print(f"cofid: {problem}", file=sys.stderr)
             return EXIT_FATAL
@@ -83,17 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.db_command == "ddl":
             from cofid.store.migrate import mysql_ddl
 
-            sys.stdout.write(mysql_ddl())
+            sys.stdout.write(mysql_ddl(args.version))
             return EXIT_OK
         return _db_upgrade(cfg)
     if args.command == "run-batch":
         from cofid.commands.run_batch import run_batch_command
 
-        return run_batch_command(cfg, args.directory, as_json=args.json)
+        return run_batch_command(cfg, args.directory, as_json=args.json, probe_results=probed)
     if args.command == "serve":
         from cofid.commands.serve import serve_command
 
-        return serve_command(cfg, watch=not args.no_watch)
+        return serve_command(cfg, watch=not args.no_watch, probe_results=probed)
     return EXIT_USAGE
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger("cofid.api")
 async def serve_main(cfg: Config, *, watch: bool = False,
                      on_ready: Callable[[list[str]], None] | None = None,
                      gpus: Sequence[Gpu] | None = None, stop: trio.Event | None = None,
-                     handle_signals: bool = True,
+                     handle_signals: bool = True, probe_results: Sequence[Any] = (),
                      task_status: trio.TaskStatus[tuple[Service, ControlPlane, list[str]]]
                      = trio.TASK_STATUS_IGNORED) -> None:
     """The daemon: App, resumed batches, gRPC server, batch watcher, systemd notify;
@@ -44,7 +44,7 @@ async def serve_main(cfg: Config, *, watch: bool = False,
     stop = stop if stop is not None else trio.Event()
     server_credentials(cfg)  # refuse bad listen settings before touching the database
     notifier = sdnotify.Notifier.from_env()
-    async with open_app(cfg, gpus=gpus) as app, trio.open_nursery() as outer:
+    async with open_app(cfg, gpus=gpus, probe_results=probe_results) as app, trio.open_nursery() as outer:
         labels: dict[int, str] = {}
         state: dict[str, str | None] = {"text": "starting"}
 
@@ -83,6 +83,9 @@ async def serve_main(cfg: Config, *, watch: bool = False,
             await plane.stop(grace=min(5.0, cfg.service.shutdown_deadline_s))
             for run in list(app.runs.values()):
                 run.draining = True
+            for live in list(service.tasks.live.values()):  # reaudits too: they resume
+                if live.run is not None:
+                    live.run.draining = True
             with trio.move_on_after(cfg.service.shutdown_deadline_s):
                 for live in list(service.tasks.live.values()):
                     await live.done.wait()

@@ -25,6 +25,34 @@ def mariadb() -> MariaDBServer:
     server.stop()
 
 
+# An Indian site's server: default-time-zone +05:30, so a timestamp taken from the
+# server's clock in its session zone would be 5.5 h off the UTC cofid writes.
+SERVER_ZONE = "+05:30"
+
+
+@pytest.fixture(scope="session")
+def mariadb_zoned() -> MariaDBServer:
+    server = MariaDBServer(extra_args=(f"--default-time-zone={SERVER_ZONE}",))
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001
+        server.stop()
+        if IN_CI or os.environ.get("COFI_REQUIRE_MARIADB"):
+            pytest.fail(f"MariaDB could not start (CI=true needs it): {exc}", pytrace=False)
+        pytest.skip(f"MariaDB not available here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "mariadb_zoned"])
+def zoned_db_url(request, tmp_path) -> str:
+    """Like db_url, but the MariaDB half runs with the server zone at SERVER_ZONE."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cofi.db'}"
+    server: MariaDBServer = request.getfixturevalue("mariadb_zoned")
+    return server.create_database()
+
+
 @pytest.fixture(params=["sqlite", "mariadb"])
 def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":

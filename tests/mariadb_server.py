@@ -19,7 +19,9 @@ import pymysql
 
 
 class MariaDBServer:
-    def __init__(self) -> None:
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        # e.g. ("--default-time-zone=+05:30",): a server in an Indian site's zone.
+        self.extra_args = tuple(extra_args)
         self.root = Path(tempfile.mkdtemp(prefix="cofi-mariadb-"))
         self.datadir = self.root / "data"
         self.socket = self.root / "mysqld.sock"
@@ -55,7 +57,8 @@ class MariaDBServer:
              "--skip-networking", f"--pid-file={self.pidfile}", *user,
              "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2",
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
-             "--max-connections=500", "--log-error=" + str(self.root / "error.log")],
+             "--max-connections=500", "--log-error=" + str(self.root / "error.log"),
+             *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
@@ -120,7 +123,7 @@ class MariaDBServer:
             [server, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
              "--skip-networking", f"--pid-file={self.pidfile}", *user,
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
-             "--log-error=" + str(self.root / "error.log")],
+             "--log-error=" + str(self.root / "error.log"), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60

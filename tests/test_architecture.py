@@ -100,7 +100,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "protos": set(),
 }
 # Single modules a layer may import although their layer is closed to it.
-MAY_IMPORT_MODULES: dict[str, set[str]] = {"tui": {"cofid.ctl.connect"}}
+# cofid.ctl.escape: the one rule for CSV cells and terminal text, shared with cofictl.
+MAY_IMPORT_MODULES: dict[str, set[str]] = {"tui": {"cofid.ctl.connect", "cofid.ctl.escape"}}
 
 IO_FRAMEWORKS = (
     "trio",

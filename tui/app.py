@@ -19,7 +19,8 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from tui.client import Client, CofiClient, describe_error, is_auth_error
+from tui.app_health import HealthFacts
+from tui.client import Client, CofiClient, describe_error
 from tui.config import Settings, parse_args
 from tui.messages import (
     BatchLoaded,
@@ -30,19 +31,22 @@ from tui.messages import (
     OpenBatch,
     StreamNotice,
 )
-from tui.model import BatchModel, EventRecord, Heartbeat, Notice, next_backoff
+from tui.model import BatchModel, EventRecord, GpuInfo, Heartbeat, Notice, next_backoff
 from tui.screens.batches import BatchesScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.errors import ErrorsScreen
 from tui.screens.event_detail import EventDetailScreen
 from tui.screens.export import ExportScreen
 from tui.screens.gpus import GpusScreen
+from tui.screens.help import HelpScreen
+from tui.screens.trades import TradesScreen
+from tui.text import plain_str
 
 ClientFactory = Callable[[Settings], Client]
 LIVE_ERROR_WINDOW = timedelta(seconds=30)
 
 
-class CofiApp(App):
+class CofiApp(HealthFacts, App):
     TITLE = "cofi"
     CSS_PATH = "app.tcss"
     BINDINGS = [
@@ -51,7 +55,9 @@ class CofiApp(App):
         Binding("g", "gpus", "GPUs"),
         Binding("e", "errors", "Errors"),
         Binding("x", "export", "Export"),
+        Binding("t", "trades", "Trades", show=False),  # the verdict line names it
         Binding("f", "follow", "Follow newest"),
+        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -59,7 +65,8 @@ class CofiApp(App):
                  clock: Callable[[], datetime | None] | None = None,
                  backoff: tuple[float, float] = (0.5, 10.0), idle_timeout: float = 30.0,
                  refresh_s: float = 0.25, gpu_refresh_s: float = 2.0,
-                 poll_s: float = 3.0) -> None:
+                 poll_s: float = 3.0, snapshot_s: float = 2.0,
+                 stall_after_s: float = 60.0) -> None:
         super().__init__()
         self.settings = settings
         self.client_factory = client_factory or (
@@ -73,6 +80,13 @@ class CofiApp(App):
         self.follow = settings.batch_id is None
         self.conn_state, self.conn_detail = "connecting", ""
         self.reconnects = 0
+        self.snapshot_s, self.stall_after = snapshot_s, timedelta(seconds=stall_after_s)
+        # the health banner's facts (tui.health): link outage, refusal, ListGpus
+        self.down_since: datetime | None = None
+        self.ever_connected = False
+        self.link_detail = self.auth_text = ""
+        self.gpus: tuple[GpuInfo, ...] | None = None
+        self._loading = False
         self.started = self.clock()
         self._dirty = True
         self._reload_pending = False
@@ -87,7 +101,10 @@ class CofiApp(App):
         self.push_screen(DashboardScreen())
         self.set_interval(self.refresh_s, self._refresh_if_dirty)
         self.set_interval(1.0, self._tick)
+        if self.snapshot_s > 0:  # the daemon's counters, while the batch runs
+            self.set_interval(self.snapshot_s, self._poll_snapshot)
         self.watch_all()
+        self.watch_gpus()
         if self.settings.batch_id is not None:
             self.switch_batch(self.settings.batch_id)
         else:
@@ -131,11 +148,14 @@ class CofiApp(App):
 
     @work(exclusive=True, group="batch")
     async def load_batch(self, batch_id: int) -> None:
+        self._loading = True
         try:
             info, stages = await self.client.get_batch(batch_id)
         except Exception as exc:  # noqa: BLE001 - events still fill the dashboard
             self.log.warning(f"GetBatch {batch_id}: {describe_error(exc)}")
             return
+        finally:
+            self._loading = False
         self.post_message(BatchLoaded(info, stages))
 
     @work(exclusive=True, group="stream")
@@ -161,9 +181,7 @@ class CofiApp(App):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure means: reconnect
-                detail = describe_error(exc)
-                if is_auth_error(exc):
-                    self.post_message(ConnectionChanged("auth-failed", detail))
+                detail = self._link_failed(exc)
             attempt += 1
             self.reconnects += 1
             delay = next_backoff(delay, initial=self.backoff[0], cap=self.backoff[1])
@@ -179,6 +197,8 @@ class CofiApp(App):
                 async for item in self.client.watch(
                         0, last_id, event_types=("stage_start", "error", "info"),
                         idle_timeout=self.idle_timeout):
+                    if self.model is None and not self.global_live:  # no batch stream yet
+                        self.post_message(ConnectionChanged("connected"))
                     delay = 0.0
                     self.global_live = True
                     if isinstance(item, EventRecord):
@@ -190,7 +210,13 @@ class CofiApp(App):
                 raise
             except Exception as exc:  # noqa: BLE001 - the batch stream shows the link state
                 self.log.info(f"all-batches stream: {describe_error(exc)}")
-            delay = next_backoff(delay, initial=self.backoff[0], cap=self.backoff[1])
+                self.global_live = False
+                delay = next_backoff(delay, initial=self.backoff[0], cap=self.backoff[1])
+                if self.model is None:  # ... unless there is none: then this one does
+                    self.post_message(ConnectionChanged("reconnecting", self._link_failed(exc),
+                                                        delay))
+            else:
+                delay = next_backoff(delay, initial=self.backoff[0], cap=self.backoff[1])
             await asyncio.sleep(delay)
 
     # -- message handlers ------------------------------------------------------------
@@ -203,9 +229,11 @@ class CofiApp(App):
         if not model.apply(ev):
             return
         self._dirty = True
-        if ev.is_error and self._is_live(ev):
-            self.notify(f"{ev.stage}: {ev.file_name or 'batch'} — {ev.error_message}",
-                        title="File failed", severity="error", timeout=6)
+        if ev.is_error and not ev.is_gpu_health and self._is_live(ev):
+            # markup=False: names and messages are data, never Rich markup (tui/text.py).
+            # No title: a toast is one line (app.tcss); a GPU going down is the banner's.
+            self.notify(plain_str(f"{ev.stage}: {ev.file_name or 'batch'} — {ev.error_message}"),
+                        severity="error", timeout=6, markup=False)
         if ev.event_type == "stage_complete" or ev.stage == "pipeline":
             self._schedule_reload()
 
@@ -217,8 +245,8 @@ class CofiApp(App):
             self.notify(f"Following new batch {ev.batch_id}", timeout=3)
         elif ev.is_error and ev.batch_id != current and self._is_live(ev):
             where = f"batch {ev.batch_id}" if ev.batch_id else "reaudit"
-            self.notify(f"{where} · {ev.stage}: {ev.file_name} — {ev.error_message}",
-                        title="Failure elsewhere", severity="warning", timeout=6)
+            self.notify(plain_str(f"{where} · {ev.stage}: {ev.file_name} — {ev.error_message}"),
+                        severity="warning", timeout=6, markup=False)
 
     def on_batch_loaded(self, message: BatchLoaded) -> None:
         if self.model is not None and self.model.batch_id == message.info.batch_id:
@@ -226,6 +254,15 @@ class CofiApp(App):
             self._dirty = True
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.state == "connected":
+            self.ever_connected, self.down_since = True, None
+            self.auth_text = self.link_detail = ""
+        elif message.state == "auth-failed":
+            self.auth_text = message.detail
+        elif message.state == "reconnecting":
+            self.link_detail = message.detail
+            if self.down_since is None:  # before any connection: down since we started
+                self.down_since = self.now() if self.ever_connected else self.started
         if self.conn_state == "auth-failed" and message.state == "reconnecting":
             self.conn_detail = f"{message.detail} (retry in {message.retry_in:.1f}s)"
         else:
@@ -238,8 +275,8 @@ class CofiApp(App):
     def on_stream_notice(self, message: StreamNotice) -> None:
         n = message.notice
         if n.code == "gap":
-            self.notify(f"Some old events are no longer retained: {n.message}",
-                        severity="warning")
+            self.notify(plain_str(f"Some old events are no longer retained: {n.message}"),
+                        severity="warning", markup=False)
         elif n.code == "shutting_down":
             self.notify("The daemon is shutting down; reconnecting…", severity="warning")
 
@@ -316,6 +353,16 @@ class CofiApp(App):
             self.action_dashboard()
             self.push_screen(ErrorsScreen())
 
+    def action_trades(self) -> None:
+        """The dashboard batch's trades that need a person (mismatch, no_call,
+        call_unusable), with a drill-down to each one's call."""
+        if self.model is None:
+            self.notify("No batch on the dashboard yet", severity="warning")
+            return
+        if not self._top(TradesScreen):
+            self.action_dashboard()
+            self.push_screen(TradesScreen(self.model.batch_id))
+
     def action_export(self) -> None:
         if self.model is None:
             self.notify("No batch on the dashboard yet", severity="warning")
@@ -327,6 +374,10 @@ class CofiApp(App):
             events, what = dash.events_in_view(), dash.stage or "events"
         default = Path.cwd() / f"cofi-batch{self.model.batch_id}-{what}.csv"
         self.push_screen(ExportScreen(events, default))
+
+    def action_help(self) -> None:
+        if not self._top(HelpScreen):
+            self.push_screen(HelpScreen())
 
     def action_follow(self) -> None:
         self.post_message(OpenBatch(None))

@@ -19,6 +19,7 @@ class Settings:
     token: str | None
     batch_id: int | None = None
     ca_file: str | None = None
+    token_source: str = ""  # where the token came from, for the banner's auth line
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -40,4 +41,4 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         token, _source = resolve_token(a)
     except CtlError as e:
         p.error(str(e))
-    return Settings(target, token, a.batch, a.ca_file)
+    return Settings(target, token, a.batch, a.ca_file, _source)

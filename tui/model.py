@@ -16,16 +16,16 @@ Folding rules (the daemon's batchExecutionLog, cofid/engine/run.py):
    the stage Complete.
 4. Between stage-level events, file_complete (success) adds one done and error adds one
    failed, so cards move with every file, not only every progress tick.
-5. A snapshot (GetBatch) gives the header and every stage's status; its counters replace
-   the folded ones for stages that are Complete (their counters are final) or that no
-   event has touched yet (stages a plan skips, replays that no longer reach back).
+5. A snapshot (GetBatch, polled while the batch runs) gives the header and every stage's
+   status, and its counters (the daemon's state: they survive a restart and reopening
+   the batch) replace the folded ones; from then on events no longer move that card's
+   counters, only its status (so a replay or a restarted run cannot make them jump).
+   GPU-health events (metadata gpu_healthy) are failures of a host, not of a file.
 6. The `info` event of stage "pipeline" with metadata status "Completed" completes the batch.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -73,6 +73,11 @@ class EventRecord:
     def is_error(self) -> bool:
         return self.event_type == "error" or self.status == "failed"
 
+    @property
+    def is_gpu_health(self) -> bool:
+        """A GPU going unhealthy or coming back (cofid.engine.reporting): not a file's."""
+        return "gpu_healthy" in self.metadata
+
 
 @dataclass(frozen=True)
 class StageSnapshot:
@@ -83,6 +88,9 @@ class StageSnapshot:
     failed: int = 0
     skipped: int = 0
     files_per_minute: float = 0.0
+    disabled: bool = False  # the batch's plan skips the stage
+    retries: int = 0
+    measured_fpm: float = 0.0  # the daemon's rate over the stage's recorded work
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,8 @@ class BatchInfo:
     created_at: datetime | None = None
     completed_at: datetime | None = None
     source_dir: str = ""
+    verdict_counts: dict[str, int] = field(default_factory=dict)  # verdict -> trades
+    last_file_finished_at: datetime | None = None  # the daemon's, for the stall banner
 
 
 @dataclass
@@ -109,6 +119,10 @@ class StageCard:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     touched: bool = False
+    disabled: bool = False
+    retries: int = 0
+    measured_fpm: float = 0.0
+    from_daemon: bool = False  # a snapshot set the counters: events no longer move them
     recent: deque[EventRecord] = field(default_factory=lambda: deque(maxlen=RECENT_PER_STAGE))
     finishes: deque[datetime] = field(default_factory=deque)
 
@@ -164,6 +178,7 @@ class BatchModel:
         self.errors: deque[ErrorEntry] = deque(maxlen=MAX_ERRORS)
         self.last_event_id = 0
         self.completed = False
+        self.snapshotted = False  # a GetBatch answer has been applied
         self.first_event_at: datetime | None = None
         self.last_event_at: datetime | None = None
 
@@ -203,7 +218,9 @@ class BatchModel:
     def _fold(self, card: StageCard, ev: EventRecord) -> None:
         md = ev.metadata
         et = ev.event_type
-        if et == "stage_start":
+        if card.from_daemon or ev.is_gpu_health:
+            self._fold_status(card, ev)
+        elif et == "stage_start":
             card.status = IN_PROGRESS
             card.started_at = card.started_at or ev.timestamp
             card.completed_at = None
@@ -234,6 +251,15 @@ class BatchModel:
             card.status = IN_PROGRESS
             card.started_at = card.started_at or ev.timestamp
 
+    def _fold_status(self, card: StageCard, ev: EventRecord) -> None:
+        if ev.event_type == "stage_complete":
+            card.status, card.completed_at = COMPLETE, ev.timestamp
+        elif ev.event_type == "stage_start":
+            card.status, card.completed_at = IN_PROGRESS, None
+            card.started_at = card.started_at or ev.timestamp
+        elif ev.event_type in ("file_complete", "error") and not ev.is_gpu_health:
+            self._finished(card, ev)  # the rate still follows the events
+
     def _finished(self, card: StageCard, ev: EventRecord) -> None:
         if card.status == PENDING:
             card.status = IN_PROGRESS
@@ -243,7 +269,7 @@ class BatchModel:
                 card.finishes.popleft()
 
     def apply_snapshot(self, info: BatchInfo, stages: list[StageSnapshot]) -> None:
-        self.info = info
+        self.info, self.snapshotted = info, True
         if info.status == "Completed":
             self.completed = True
         for s in stages:
@@ -252,13 +278,22 @@ class BatchModel:
                 continue
             if s.status == COMPLETE or not card.touched:
                 card.status = s.status if s.status else card.status
-                card._set_counts(s.total, s.done, s.failed, s.skipped)
+            card._set_counts(s.total, s.done, s.failed, s.skipped)
+            card.disabled, card.retries, card.measured_fpm = s.disabled, s.retries, s.measured_fpm
+            card.from_daemon = True
 
     # -- derived figures -------------------------------------------------------------
 
     @property
     def failed_files(self) -> int:
+        """Files failed at a stage: the daemon's counters once known, else the events'."""
+        if self.snapshotted:
+            return sum(c.failed for c in self.cards.values())
         return len({(e.file_name, e.stage) for e in self.errors if e.file_name})
+
+    @property
+    def retries(self) -> int:
+        return sum(c.retries for c in self.cards.values())
 
     def overall_fraction(self) -> float:
         if self.completed:
@@ -277,17 +312,6 @@ class BatchModel:
         if start is None or end is None:
             return None
         return max(timedelta(0), end - start)
-
-    def eta(self, now: datetime | None) -> timedelta | None:
-        """Remaining time at the pace so far (elapsed × remaining / done); zero when done,
-        None while nothing is known."""
-        if self.completed:
-            return timedelta(0)
-        frac = self.overall_fraction()
-        elapsed = self.elapsed(now)
-        if elapsed is None or frac <= 0.0:
-            return None
-        return elapsed * ((1.0 - frac) / frac)
 
     def view(self, stage: str | None = None, errors_only: bool = False) -> list[EventRecord]:
         """Events in view: one stage's or all, optionally only failures, oldest first."""
@@ -335,31 +359,6 @@ def format_time(ts: datetime | None) -> str:
     return ts.strftime("%H:%M:%S") if ts else "--:--:--"
 
 
-EXPORT_FIELDS: tuple[str, ...] = (
-    "id", "batch_id", "timestamp", "stage", "event_type", "file_name", "gpu_ip", "status",
-    "error_message", "total_files", "processed_files", "payload", "response", "metadata_json",
-)
-
-
-def _export_row(ev: EventRecord) -> dict[str, Any]:
-    row = asdict(ev)
-    row["timestamp"] = ev.timestamp.isoformat() if ev.timestamp else ""
-    return {k: row[k] for k in EXPORT_FIELDS}
-
-
-def to_csv(events: list[EventRecord]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for ev in events:
-        w.writerow({k: "" if v is None else v for k, v in _export_row(ev).items()})
-    return buf.getvalue()
-
-
-def to_jsonl(events: list[EventRecord]) -> str:
-    return "".join(json.dumps(_export_row(ev), ensure_ascii=False) + "\n" for ev in events)
-
-
 # -- stream and GPU records (what the client yields) -----------------------------------
 
 
@@ -387,6 +386,8 @@ class GpuInfo:
     latency_ms_p50: float = 0.0
     latency_ms_p95: float = 0.0
     consecutive_failures: int = 0
+    requests_failed: int = 0
+    error_rate: float = 0.0  # failed share of the host's last 200 requests
 
 
 def next_backoff(previous: float, *, initial: float = 0.5, cap: float = 10.0) -> float:

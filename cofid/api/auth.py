@@ -4,9 +4,9 @@ Clients send call metadata ``authorization: Bearer <token>`` (see :func:`bearer_
 Each configured token has a name and a role:
 
 * ``viewer``   — read-only RPCs: GetTask, ListBatches, GetBatch, GetCall, ListCalls,
-  WatchEvents, ListGpus;
-* ``operator`` — everything a viewer may do, plus StartBatch, UploadAudit, Reaudit and
-  CancelTask.
+  WatchEvents, ListGpus, ListTradeVerdicts, GetEvidence, ListTasks;
+* ``operator`` — everything a viewer may do, plus StartBatch, UploadAudit, Reaudit,
+  CancelTask and ResumeTask.
 
 grpc.health.v1 and server reflection are public (no token): load balancers, systemd
 checks and grpcurl need them before they hold a token. Any other method — a method of
@@ -57,6 +57,8 @@ METHOD_ROLES: dict[str, str] = {
     f"/{SERVICE}/UploadAudit": OPERATOR,
     f"/{SERVICE}/Reaudit": OPERATOR,
     f"/{SERVICE}/CancelTask": OPERATOR,
+    f"/{SERVICE}/ResumeTask": OPERATOR,
+    f"/{SERVICE}/ListTasks": VIEWER,
     f"/{SERVICE}/GetTask": VIEWER,
     f"/{SERVICE}/ListBatches": VIEWER,
     f"/{SERVICE}/GetBatch": VIEWER,
@@ -64,6 +66,8 @@ METHOD_ROLES: dict[str, str] = {
     f"/{SERVICE}/ListCalls": VIEWER,
     f"/{SERVICE}/WatchEvents": VIEWER,
     f"/{SERVICE}/ListGpus": VIEWER,
+    f"/{SERVICE}/ListTradeVerdicts": VIEWER,
+    f"/{SERVICE}/GetEvidence": VIEWER,
 }
 
 # Services callable without a token.

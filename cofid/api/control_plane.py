@@ -12,9 +12,10 @@ Listen rules:
   ``grpc.tls.require_for_remote`` is true: tokens must not cross a network in clear.
   Port 0 binds a free port; :meth:`ControlPlane.start` returns the bound addresses.
 
-Threads: each open WatchEvents stream holds a pool thread, so the pool has
-``grpc.max_workers`` threads and grpc refuses calls beyond ``grpc.max_concurrent_rpcs``
-(RESOURCE_EXHAUSTED) instead of queueing them.
+Threads: the pool has ``grpc.max_workers`` threads and grpc refuses calls beyond
+``grpc.max_concurrent_rpcs`` (RESOURCE_EXHAUSTED) instead of queueing them. Each open
+stream holds a pool thread; :class:`cofid.api.admission.StreamAdmission` caps them per
+kind and keeps a reserved share of the pool for unary calls and health checks.
 
 Stop (while trio still runs, or bridge calls hit RunFinishedError): health NOT_SERVING,
 close the event subscriptions (streams end with ``shutting_down``), ``server.stop(grace)``,
@@ -32,12 +33,14 @@ from pathlib import Path
 import grpc
 import trio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from cofid.api import page_tokens, reflection_v1
+from cofid.api.admission import StreamAdmission
 from cofid.api.auth import AuthInterceptor, TokenTable
 from cofid.api.bridge import TrioBridge
 from cofid.api.servicer import CofiServicer
 from cofid.api.uploads import MAX_CHUNK
+from cofid.api.watch_wire import WireInterceptor
 from cofid.config import Config
 from cofid.service.core import Service
 from protos.cofi.v1 import cofi_pb2 as pb
@@ -92,23 +95,25 @@ class ControlPlane:
         cfg = service.cfg
         self.service = service
         self.bridge = TrioBridge(token)
+        page_tokens.new_key()  # this instance's: page tokens of an earlier one are refused
         self.addresses = tuple(cfg.listen_addresses)
         g = cfg.grpc
         self.creds = server_credentials(cfg)
         tokens = TokenTable.from_config(g.tokens) if g.auth else None
         self.auth = AuthInterceptor(tokens, auth_enabled=g.auth)
+        self.admission = StreamAdmission(g)  # after auth: a refused token never counts
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=g.max_workers,
                                        thread_name_prefix="cofid-grpc"),
-            interceptors=[self.auth],
+            # watch_wire innermost: the others keep the serializer it sets.
+            interceptors=[self.auth, self.admission, WireInterceptor()],
             maximum_concurrent_rpcs=g.max_concurrent_rpcs,
             options=[("grpc.max_receive_message_length", 2 * MAX_CHUNK + 4096)],
         )
         pb_grpc.add_CofiServicer_to_server(CofiServicer(service, self.bridge), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        reflection_v1.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
         self.bound: list[str] = []
 
     def start(self) -> list[str]:

@@ -95,6 +95,8 @@ def batch_summary(b: Mapping[str, Any]) -> pb.BatchSummary:
         msg.created_at.CopyFrom(ts(b["created_at"]))
     if b["completed_at"] is not None and b["status"] == "Completed":
         msg.completed_at.CopyFrom(ts(b["completed_at"]))
+    for verdict, n in (b.get("verdict_counts") or {}).items():  # read beside the row
+        msg.verdict_counts[verdict] = n
     return msg
 
 
@@ -121,9 +123,10 @@ def task(rec: TaskRecord, stages: list[dict[str, Any]], failures: list[dict[str,
 def gpu_state(g: Gpu, url: str) -> pb.GpuState:
     return pb.GpuState(
         name=g.name, url=strip_credentials(url) if url else "", healthy=g.healthy,
-        slots=g.slots, slots_in_use=g.in_use, files_assigned=g.assigned, files_done=g.done,
+        slots=g.total_slots, slots_in_use=g.in_use, files_assigned=g.assigned, files_done=g.done,
         latency_ms_p50=g.latency_percentile(0.5), latency_ms_p95=g.latency_percentile(0.95),
         consecutive_failures=getattr(g.breaker, "consecutive_failures", 0),
+        requests_failed=g.requests_failed, error_rate=g.error_rate(),
     )
 
 
@@ -174,11 +177,20 @@ def task_ref(ref: TaskRef) -> pb.TaskRef:
     return pb.TaskRef(task_id=ref.task_id, state=ref.state, batch_id=ref.batch_id)
 
 
+def left_alone_call(d: Mapping[str, Any]) -> pb.LeftAloneCall:
+    return pb.LeftAloneCall(audio_name=str(d["audio_name"]), batch_id=int(d["batch_id"]),
+                            reason=str(d["reason"]))
+
+
 def reaudit_reply(accepted: ReauditAccepted) -> pb.ReauditReply:
     return pb.ReauditReply(task_id=accepted.task_id,
                            unknown_audio_names=accepted.unknown_audio_names,
-                           matched_calls=accepted.matched_calls)
+                           matched_calls=accepted.matched_calls,
+                           left_alone=[left_alone_call(a.as_dict())
+                                       for a in accepted.left_alone])
 
 
 def task_view(view: TaskView) -> pb.Task:
-    return task(view.record, view.stages, view.failures)
+    msg = task(view.record, view.stages, view.failures)
+    msg.left_alone.extend(left_alone_call(d) for d in view.left_alone)
+    return msg

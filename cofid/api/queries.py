@@ -26,7 +26,9 @@ from cofid.engine.gpus import GpuPool
 from cofid.engine.plan_run import PlanRun
 from cofid.plans import batch as bp
 from cofid.store import queries as sq
+from cofid.store import verdict_queries as vq
 from cofid.store.db import Connection, Database
+from cofid.store.stage_activity import StageActivity, batch_activity
 from protos.cofi.v1 import cofi_pb2 as pb
 
 
@@ -51,16 +53,28 @@ async def list_batches(app: AppLike, date_from: date | None, date_to: date | Non
                        size: int, after: tuple[date, int] | None
                        ) -> tuple[list[sq.Record], bool]:
     """Newest first; at most ``size`` batch records after the (batch date, batch number)
-    ``after``, and whether more follow."""
-    return await app.db.read(lambda conn: sq.list_batches(conn, date_from, date_to, size,
-                                                          after))
+    ``after``, and whether more follow; each record with its ``verdict_counts``."""
+
+    def q(conn: Connection) -> tuple[list[sq.Record], bool]:
+        rows, more = sq.list_batches(conn, date_from, date_to, size, after)
+        counts = vq.counts_by_batch(conn, [r["id"] for r in rows])
+        return [{**r, "verdict_counts": counts.get(r["id"], {})} for r in rows], more
+
+    return await app.db.read(q)
 
 
 async def get_batch(app: AppLike, batch_id: int) -> pb.Batch:
-    got: sq.BatchCounts | None = await app.db.read(
-        lambda conn: sq.batch_counts(conn, batch_id))
-    if got is None:
+    def q(conn: Connection) -> tuple[sq.BatchCounts, dict[str, StageActivity]] | None:
+        got = sq.batch_counts(conn, batch_id)
+        if got is None:
+            return None
+        got.batch["verdict_counts"] = vq.counts_by_batch(conn, [batch_id]).get(batch_id, {})
+        return got, batch_activity(conn, batch_id)
+
+    read: tuple[sq.BatchCounts, dict[str, StageActivity]] | None = await app.db.read(q)
+    if read is None:
         raise not_found(f"no batch {batch_id}")
+    got, activity = read
     b = got.batch
     enabled = set(bp.enabled_stages(b["pipeline"] or {}))
     total = int(b["total_files"])
@@ -71,17 +85,29 @@ async def get_batch(app: AppLike, batch_id: int) -> pb.Batch:
                    source_dir=(b["source_dir"] or "") if b["source"] == "batch" else "")
     for stage in PIPELINE_ORDER:
         if stage not in enabled:
-            msg.stages.append(pb.StageState(stage=stage.value, status="Complete"))
+            msg.stages.append(pb.StageState(stage=stage.value, status="Complete", disabled=True))
             continue
         if stage in FLAG_STATUS_FIELD:
             status = "Complete" if got.stage_status[stage] else "Pending"
         else:
             status = str(got.stage_status[stage])
         st = pb.StageState(stage=stage.value, status=status, total=total)
+        act = activity.get(stage.value)
+        if act is not None:
+            st.retries = act.retries
+            st.measured_files_per_minute = act.files_per_minute()
         if run is not None and stage in run.counters:
             cnt = run.counters[stage]
             st.status = str(cnt.status) if status != "Complete" else status
-            st.done, st.failed, st.skipped = cnt.done, cnt.failed, cnt.skipped
+            if stage in DONE_FLAG_FIELD:
+                # The files' own state, not this run's counters: a restarted run counts
+                # the files done before it as skipped (cofid.engine.run), which made
+                # every client's numbers jump. Skipped: what this run's rule left alone.
+                st.done = got.done[stage]
+                st.failed = got.failed.get(stage.value, 0)
+                st.skipped = cnt.gated
+            else:
+                st.done, st.failed, st.skipped = cnt.done, cnt.failed, cnt.skipped
             st.files_per_minute = cnt.rate_per_minute(now) if cnt.finished_at is None else 0.0
         elif stage in DONE_FLAG_FIELD:
             st.done = got.done[stage]
@@ -93,6 +119,9 @@ async def get_batch(app: AppLike, batch_id: int) -> pb.Batch:
         msg.stages.append(st)
     for k, v in got.call_statuses.items():
         msg.call_status_counts[k] = v
+    finished = [a.last_success_at for a in activity.values() if a.last_success_at is not None]
+    if finished:
+        msg.last_file_finished_at.CopyFrom(convert.ts(max(finished)))
     return msg
 
 

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from cofid.api import convert, queries
+from cofid.api import convert, queries, tasks_api
+from cofid.api import verdicts as verdicts_api
 from cofid.api.bridge import ApiError, TrioBridge, invalid, not_found, rpc, rpc_stream
 from cofid.api.events_stream import Subscriptions, watch_events
 from cofid.api.uploads import receive_upload
@@ -37,7 +38,7 @@ from cofid.api.validate import (
     read_calls_page_token,
     read_page_token,
 )
-from cofid.service import errors
+from cofid.service import errors, intake
 from cofid.service.core import Service
 from protos.cofi.v1 import cofi_pb2 as pb
 from protos.cofi.v1 import cofi_pb2_grpc as pb_grpc
@@ -90,7 +91,11 @@ class CofiServicer(pb_grpc.CofiServicer):
     def StartBatch(self, request: pb.StartBatchRequest,
                    context: grpc.ServicerContext) -> pb.TaskRef:
         d = request.directory
-        check_batch_directory(d, self.cfg.watch.roots)
+        check_batch_directory(d)
+        # Before the existence checks: nothing is said about paths outside the roots.
+        outside = intake.directory_problem(d, self.cfg.watch.roots)
+        if outside is not None:
+            raise invalid(outside)
         pid, cmid = optional(request, "process_id"), optional(request, "category_mapping_id")
         check_positive_ids(process_id=pid, category_mapping_id=cmid)
         if not os.path.exists(d):
@@ -122,6 +127,16 @@ class CofiServicer(pb_grpc.CofiServicer):
         if not request.task_id:
             raise invalid("task_id is empty")
         return convert.task_view(self.call(self.s.cancel_task, request.task_id))
+
+    @rpc
+    def ListTasks(self, request: pb.ListTasksRequest,
+                  context: grpc.ServicerContext) -> pb.ListTasksReply:
+        return tasks_api.list_tasks(request, self.call, self.s)
+
+    @rpc
+    def ResumeTask(self, request: pb.ResumeTaskRequest,
+                   context: grpc.ServicerContext) -> pb.TaskRef:
+        return tasks_api.resume_task(request, self.call, self.s)
 
     @rpc
     def ListBatches(self, request: pb.ListBatchesRequest,
@@ -186,5 +201,15 @@ class CofiServicer(pb_grpc.CofiServicer):
 
     @rpc_stream
     def WatchEvents(self, request: pb.WatchRequest,
-                    context: grpc.ServicerContext) -> Iterator[pb.WatchMessage]:
+                    context: grpc.ServicerContext) -> Iterator[pb.WatchMessage | bytes]:
         yield from watch_events(request, context, self.b, self.events)
+
+    @rpc
+    def ListTradeVerdicts(self, request: pb.ListTradeVerdictsRequest,
+                          context: grpc.ServicerContext) -> pb.ListTradeVerdictsReply:
+        return verdicts_api.list_trade_verdicts(request, self.call, self.s.app)
+
+    @rpc_stream
+    def GetEvidence(self, request: pb.GetEvidenceRequest,
+                    context: grpc.ServicerContext) -> Iterator[pb.EvidenceChunk]:
+        yield from verdicts_api.send_evidence(request, context, self.call, self.s.app)

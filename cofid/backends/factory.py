@@ -7,8 +7,8 @@ their own lock around inference).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,10 @@ def _local_backends(cfg: Config) -> dict[str, Any]:
 
         engine = WhisperEngine(resolve_model(cpu.whisper_model, cfg.model_cache_dir), cpu_threads=cpu.cpu_threads)
         if kinds["lid"] == "cpu":
-            thresholds = LidThresholds(cpu.lid_confident_p, cpu.lid_min_en_p, cpu.lid_min_hi_p, cpu.lid_min_en_logprob)
+            thresholds = LidThresholds(
+                cpu.lid_confident_p, cpu.lid_min_en_p, cpu.lid_min_hi_p, cpu.lid_min_en_logprob,
+                cpu.lid_weak_en_p, cpu.lid_weak_en_logprob,
+            )  # fmt: skip
             out["lid"] = CpuLid(engine, lid_seconds=cpu.lid_seconds, thresholds=thresholds)
         if kinds["stt"] == "cpu":
             out["stt"] = CpuStt(engine, stt_options=cfg.backends.stt_options)
@@ -81,9 +84,13 @@ class HostBackends:
     Gpu (the backends layer knows nothing of slots being scheduled)."""
 
     name: str
-    slots: int
+    slots: int  # of the main `url`
     backends: Backends
     breaker: CircuitBreaker
+    # Servers besides the main `url` (a separate chat_url, ...): URL -> its slots, and
+    # capability -> the URL whose slots its calls take (unnamed: the main url's slots).
+    lanes: Mapping[str, int] = field(default_factory=dict)
+    lane_of: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_hosts(cfg: Config, *, clock: Callable[[], float]) -> list[HostBackends]:
@@ -102,7 +109,7 @@ def build_hosts(cfg: Config, *, clock: Callable[[], float]) -> list[HostBackends
 
     import httpx
 
-    from cofid.backends.endpoints import gpu_endpoints, lanes
+    from cofid.backends.endpoints import gpu_endpoints, lane_of, lanes
     from cofid.backends.remote import RemoteOptions, make_remote_backends
     from cofid.backends.remote_audio import RemoteDenoise, RemoteIvr
 
@@ -112,6 +119,7 @@ def build_hosts(cfg: Config, *, clock: Callable[[], float]) -> list[HostBackends
         no_speech_threshold=rc.no_speech_threshold, logprob_threshold=rc.logprob_threshold,
         lid_min_confidence=rc.lid_min_confidence,
         compression_ratio_threshold=rc.compression_ratio_threshold,
+        max_reply_bytes=rc.max_reply_bytes, max_audio_reply_bytes=rc.max_audio_reply_bytes,
     )
     gpus: list[HostBackends] = []
     for g in cfg.gpus:
@@ -133,7 +141,12 @@ def build_hosts(cfg: Config, *, clock: Callable[[], float]) -> list[HostBackends
         }
         caps = {c: (per_cap[c] if c in remote_caps and c in per_cap else local.get(c)) for c in CAPABILITIES}
         backends = _ClosingBackends(client=client, **caps)
-        gpus.append(HostBackends(g.name, g.slots, backends, breaker()))
+        # Only remote capabilities get a lane of their own server; local ones (and the
+        # main url) share the entry's `slots`, so one URL for everything is one lane.
+        remote_eps = {c: eps[c] for c in remote_caps}
+        own = {u: n for u, n in lanes(remote_eps).items() if u != g.url}
+        lane_by_cap = {c: u for c, u in lane_of(remote_eps).items() if u in own}
+        gpus.append(HostBackends(g.name, g.slots, backends, breaker(), own, lane_by_cap))
     return gpus
 
 

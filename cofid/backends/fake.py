@@ -74,14 +74,16 @@ def default_script(name: str) -> FakeCall:
     )
 
 
+# Who says what: the client places the order and says yes to the agent's read-back, so a
+# transcript of five segments or more confirms its order (cofid.domain.verdict_confirm).
 SENTENCES = (
-    "This call is being recorded for quality and compliance.",
-    "May I have your client code please?",
-    "I want to buy {q} shares of INFY at market price.",
-    "Just to confirm, you want to buy {q} shares of INFY at market price.",
-    "Yes, I confirm.",
-    "Thank you, your order has been placed.",
-    "Is there anything else I can help you with?",
+    ("agent", "This call is being recorded for quality and compliance."),
+    ("agent", "May I have your client code please?"),
+    ("client", "I want to buy {q} shares of INFY at market price."),
+    ("agent", "Just to confirm, you want to buy {q} shares of INFY at market price."),
+    ("client", "Yes, I confirm."),
+    ("agent", "Thank you, your order has been placed."),
+    ("agent", "Is there anything else I can help you with?"),
 )
 
 
@@ -145,8 +147,8 @@ class FakeBackends:
         step = fc.duration_s / max(1, fc.segments)
         segs = tuple(
             Segment(start=round(i * step, 3), end=round((i + 1) * step, 3),
-                    text=SENTENCES[i % len(SENTENCES)].format(q=q), avg_logprob=-0.2,
-                    no_speech_prob=0.01, speaker="agent" if i % 2 == 0 else "client")
+                    text=SENTENCES[i % len(SENTENCES)][1].format(q=q), avg_logprob=-0.2,
+                    no_speech_prob=0.01, speaker=SENTENCES[i % len(SENTENCES)][0])
             for i in range(fc.segments)
         )
         return SttResult(segments=segs, language=language, duration_s=fc.duration_s,

@@ -14,6 +14,12 @@ Rules:
 4. A recorded success in any state closes the breaker (the host answered). A recorded
    failure while half_open (the probe failed) opens it again for a new cooldown; a
    failure while already open (a request sent before it opened) changes nothing.
+5. A timeout (`record_timeout()`: the host took the request and never answered in time —
+   hung, SIGSTOPped, swapping) opens a closed breaker at once, whatever the count: the
+   host is suspect. Waiting for `failure_threshold` of them would cost that many
+   timeouts while retries keep choosing the host with the free slots (the hung one)
+   and a healthy host idles. Recovery is the usual probe after `cooldown_s`; a host
+   answering slowly but within its timeout is never suspect.
 """
 
 from __future__ import annotations
@@ -75,6 +81,14 @@ class CircuitBreaker:
         if self._probe_in_flight or (
             not self._open and self.consecutive_failures >= self.failure_threshold
         ):
+            self._open = True
+            self._opened_at = self._clock()
+            self._probe_in_flight = False
+
+    def record_timeout(self) -> None:
+        """Rule 5: a failure that opens a closed breaker (or a probing one) at once."""
+        self.consecutive_failures += 1
+        if not self._open or self._probe_in_flight:
             self._open = True
             self._opened_at = self._clock()
             self._probe_in_flight = False

@@ -16,7 +16,10 @@ parallel, within backends.remote.probe_timeout_s:
 4. At start (`cofid run-batch`, `cofid serve`, unless backends.remote.probe_at_start is
    false) every result is logged naming the GPU and URL; when some remote capability has
    no usable server left, the command stops with exit 1 instead of failing every file
-   after minutes of retries.
+   after minutes of retries. A failing URL whose work other hosts can do marks its entry
+   unhealthy and is an error event of every run (cofid.service.start_probe).
+5. `cofid check-config --probe` prints every check, then one `failed:` line per failing
+   URL, and exits 1 when there is one.
 """
 
 from __future__ import annotations
@@ -187,20 +190,27 @@ def probe_command(cfg: Config) -> int:
         print("\n".join(r.lines()))
     bad = [r for r in results if r.status == "error"]
     print(f"probe: {len(results)} URL(s), {len(bad)} with errors")
+    for r in bad:  # rule 5: one line per failing URL, for scripts and eyes alike
+        print(f"failed: {r.gpu} {r.url}: {'; '.join(r.errors)}")
     return EXIT_FATAL if bad else EXIT_OK
 
 
 def startup_check(cfg: Config) -> str | None:
     """The start check (rule 4): log every result; the reason to stop, or None."""
+    return startup_probe(cfg)[0]
+
+
+def startup_probe(cfg: Config) -> tuple[str | None, list[ProbeResult]]:
+    """The start check (rule 4): (the reason to stop or None, every result)."""
     if not cfg.backends.remote.probe_at_start or not remote_capabilities(cfg):
-        return None
+        return None, []
     results = trio.run(probe_config, cfg)
     for r in results:
         level = {"ok": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}[r.status]
         log.log(level, "model server %s", "; ".join(line.strip() for line in r.lines()))
     unusable = unusable_capabilities(cfg, results)
     if not unusable:
-        return None
+        return None, results
     failed = [f"{r.gpu} {r.url}: {'; '.join(r.errors)}" for r in results if r.status == "error"]
     return (f"no usable model server for {', '.join(unusable)}: " + " | ".join(failed)
-            + " (cofid check-config --probe shows every check)")
+            + " (cofid check-config --probe shows every check)"), results

@@ -41,6 +41,7 @@ from cofid.backends.dialects import transcription_form
 from cofid.backends.remote_chat import RemoteChat
 from cofid.backends.remote_http import (
     Endpoint,
+    ModelReplyError,
     RemoteOptions,
     Upload,
     file_summary,
@@ -48,6 +49,7 @@ from cofid.backends.remote_http import (
     read_upload,
 )
 from cofid.domain.language import LABEL_OTHER, label_language, normalize_language, script_counts
+from cofid.domain.replies import MAX_TEXT_CHARS, transcript_problems
 from cofid.domain.segments import (
     drop_hallucinations,
     has_words,
@@ -73,7 +75,7 @@ DEFAULT_STT_OPTIONS: dict[str, dict[str, str]] = {
 # -- response normalisation ----------------------------------------------------------------
 
 
-def _segment(raw: Any, duration: float) -> Segment:
+def _as_mapping(raw: Any) -> Any:
     if isinstance(raw, list | tuple) and len(raw) >= 5:
         # openai-whisper's tuple form, still sent by old whisper.cpp servers:
         # [id, seek, start, end, text, tokens, temperature, avg_logprob, compression, no_speech]
@@ -85,6 +87,45 @@ def _segment(raw: Any, duration: float) -> Segment:
             "compression_ratio": raw[8] if len(raw) > 8 else None,
             "no_speech_prob": raw[9] if len(raw) > 9 else None,
         }
+    return raw
+
+
+def _sent_number(value: Any) -> Any:
+    """A time as sent: None when absent, a float (NaN and infinities included) for a JSON
+    number or numeric string, else the value itself (refused as not a number)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_numbers(body: Mapping[str, Any], raw_segments: list[Any]) -> None:
+    """Refuse, as the model's error, a transcription with unusable numbers or over the
+    bounds (cofid.domain.replies, rule 5)."""
+    sent = []
+    for raw in raw_segments:
+        m = _as_mapping(raw)
+        if isinstance(m, Mapping):
+            sent.append({"start": _sent_number(m.get("start")), "end": _sent_number(m.get("end")),
+                         "text": m.get("text")})
+        else:
+            sent.append({})
+    problems = transcript_problems(sent, _sent_number(body.get("duration")))
+    if problems:
+        raise ModelReplyError(
+            "the transcription cannot be stored: " + "; ".join(problems),
+            details={"problems": problems, "segments": len(raw_segments)},
+        )
+
+
+def _segment(raw: Any, duration: float) -> Segment:
+    raw = _as_mapping(raw)
     if not isinstance(raw, Mapping):
         raise BackendError("a transcription segment is not an object", details={"segment": raw})
     text = raw.get("text")
@@ -150,6 +191,13 @@ def parse_verbose_json(
     raw_segments = body.get("segments")
     if raw_segments is not None and not isinstance(raw_segments, list):
         raise BackendError("transcription segments are not a list")
+    _check_numbers(body, raw_segments or [])
+    if not raw_segments and len(text) > MAX_TEXT_CHARS:
+        raise ModelReplyError(
+            f"the transcription cannot be stored: the text is longer than {MAX_TEXT_CHARS} "
+            "characters and has no segments",
+            details={"text_chars": len(text)},
+        )
     segments = [_segment(raw, duration or 0.0) for raw in raw_segments or ()]
     if duration is None:
         duration = max((s.end for s in segments), default=0.0)

@@ -38,13 +38,17 @@ from cofid.backends.base import (
 )
 from cofid.backends.cpu.audio import WHISPER_SR, audio_duration, write_tail, write_wav
 from cofid.backends.remote_http import (
+    ERROR_BODY_LIMIT,
     Endpoint,
     RemoteOptions,
+    ReplyTooLarge,
     file_summary,
     number,
     raise_for_status,
+    read_bounded,
     read_upload,
 )
+from cofid.domain.ports import BackendTimeout
 
 DENOISE_PATH = "/v1/audio/denoise"
 IVR_PATH = "/v1/audio/ivr"
@@ -137,27 +141,34 @@ class RemoteDenoise:
                     timeout=self.endpoint.timeout,
                 ) as response:
                     if response.status_code >= 300:
-                        await response.aread()
-                        _fail_on_status(response, url)
+                        failed = await read_bounded(response, url, ERROR_BODY_LIMIT)
+                        _fail_on_status(failed, url)
                     content_type = response.headers.get("content-type", "")
                     if content_type.split(";")[0].strip().lower() == "application/json":
-                        await response.aread()
+                        got = await read_bounded(response, url, ERROR_BODY_LIMIT)
                         raise BackendError(
                             f"{url}: expected audio, got JSON",
-                            details={"reply": response.text[:2000]},
+                            details={"reply": got.text[:2000]},
                         )
                     size = 0
+                    cap = options.max_audio_reply_bytes
                     async with await trio.open_file(tmp, "wb") as sink:
                         async for chunk in response.aiter_bytes(_CHUNK):
-                            await sink.write(chunk)
                             size += len(chunk)
+                            if size > cap:  # a bounded disk as well as bounded memory
+                                raise ReplyTooLarge(
+                                    f"{url}: the denoised audio is over the limit of {cap} "
+                                    "bytes; reading stopped there",
+                                    details={"limit_bytes": cap, "read_bytes": size},
+                                )
+                            await sink.write(chunk)
                     result = (response.headers, size)
         except httpx.TimeoutException as exc:
-            raise BackendError(f"{url}: timed out ({type(exc).__name__})") from exc
+            raise BackendTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise BackendError(f"{url}: {type(exc).__name__}: {exc}") from exc
         if result is None:
-            raise BackendError(f"{url}: no complete reply within {deadline:g} s")
+            raise BackendTimeout(f"{url}: no complete reply within {deadline:g} s")
         return result
 
 

@@ -28,19 +28,17 @@ import httpx
 from cofid.backends.base import BackendError, ChatRequest, ChatResult
 from cofid.backends.dialects import response_format
 from cofid.backends.json_schema import SchemaViolation, validate
-from cofid.backends.remote_http import REPLY_LIMIT, Endpoint, RemoteOptions
+from cofid.backends.remote_http import (  # noqa: F401 (ModelReplyError: imported from here)
+    MODEL_ERROR_NOTE,
+    REPLY_LIMIT,
+    Endpoint,
+    ModelReplyError,
+    RemoteOptions,
+)
 from cofid.domain.replies import llm1_problems, llm2_problems, normalized_llm2
 
 CHAT_PATH = "/v1/chat/completions"
 REPLY_SUMMARY_CHARS = REPLY_LIMIT
-MODEL_ERROR_NOTE = "the model's reply was refused before storing it; the call is retried"
-
-
-class ModelReplyError(BackendError):
-    """The server answered, but the model's reply cannot be used (worth a retry)."""
-
-    def __init__(self, message: str, *, details: dict[str, Any]) -> None:
-        super().__init__(message, details={**details, "model_error": True, "note": MODEL_ERROR_NOTE})
 
 
 class _RepeatedKey(ValueError):

@@ -23,6 +23,12 @@ rides along in the error's details, cut at REPLY_LIMIT characters.
 
 Every request runs under an overall deadline of `timeout_s + connect_timeout_s`, on top of
 httpx's per-operation timeouts, so a server that trickles bytes cannot hold a slot.
+
+Every reply is bounded: a JSON reply is streamed and refused once it passes
+`max_reply_bytes` (a declared Content-Length over it is refused before reading), decoded
+bytes counted, so a gzip bomb stops at the cap too; an error reply keeps its first
+ERROR_BODY_LIMIT bytes only. An over-size reply is a ModelReplyError: the server answered,
+but nothing of that answer may be stored (retried like any model error).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import trio
 
 from cofid.backends.base import AudioRef, BackendError, PermanentBackendError
 from cofid.backends.dialects import Dialect
+from cofid.domain.ports import BackendTimeout
 
 AUDIO_TYPES = {
     ".wav": "audio/wav",
@@ -70,9 +77,29 @@ class RemoteOptions:
     # "other" (see cofid.backends.remote, "LID confidence").
     lid_min_confidence: float = 0.3
     compression_ratio_threshold: float = 2.4
+    # The most bytes of one reply read (JSON replies; denoised audio has its own cap).
+    max_reply_bytes: int = 16 * 1024 * 1024
+    max_audio_reply_bytes: int = 1024 * 1024 * 1024
 
 
 REPLY_LIMIT = 2000  # characters of a server's reply kept in an error's details
+ERROR_BODY_LIMIT = 64 * 1024  # bytes of a non-2xx reply read for its message
+MODEL_ERROR_NOTE = "the model's reply was refused before storing it; the call is retried"
+
+
+class ModelReplyError(BackendError):
+    """The server answered, but the model's reply cannot be used (worth a retry)."""
+
+    def __init__(self, message: str, *, details: dict[str, Any]) -> None:
+        super().__init__(
+            message, details={**details, "model_error": True, "note": MODEL_ERROR_NOTE}
+        )
+
+
+class ReplyTooLarge(ModelReplyError):
+    """A reply over the configured byte limit; reading stopped at the limit."""
+
+
 MESSAGE_LIMIT = 500
 # Phrases of an HTTP 500 that refuses the request's shape rather than failing to serve it.
 REFUSAL_MARKERS = (
@@ -188,15 +215,16 @@ class Endpoint:
         response = None
         try:
             with trio.move_on_after(deadline):
-                response = await self.client.post(
-                    url, headers=self.headers, timeout=self.timeout, **kwargs
-                )
+                async with self.client.stream(
+                    "POST", url, headers=self.headers, timeout=self.timeout, **kwargs
+                ) as streamed:
+                    response = await read_bounded(streamed, url, self.options.max_reply_bytes)
         except httpx.TimeoutException as exc:
-            raise BackendError(f"{url}: timed out ({type(exc).__name__})") from exc
+            raise BackendTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise BackendError(f"{url}: {type(exc).__name__}: {exc}") from exc
         if response is None:
-            raise BackendError(f"{url}: no reply within {deadline:g} s")
+            raise BackendTimeout(f"{url}: no reply within {deadline:g} s")
 
         raise_for_status(response, url, undecodable_upload=undecodable_upload)
         try:
@@ -205,6 +233,40 @@ class Endpoint:
             raise BackendError(
                 f"{url}: reply is not JSON", details={"reply": response.text[:REPLY_LIMIT]}
             ) from exc
+
+
+async def read_bounded(response: httpx.Response, url: str, limit: int) -> httpx.Response:
+    """The streamed `response` read into memory, at most `limit` bytes (ERROR_BODY_LIMIT
+    for a non-2xx one, whose message is all that is used): ReplyTooLarge above it.
+    Returns a complete Response holding the decoded body."""
+    failed = response.status_code >= 300
+    cap = min(limit, ERROR_BODY_LIMIT) if failed else limit
+    declared = number(response.headers.get("content-length"))
+    if not failed and declared is not None and declared > cap:
+        raise ReplyTooLarge(
+            f"{url}: the reply is {int(declared)} bytes, over the limit of {cap} bytes",
+            details={"limit_bytes": cap, "declared_bytes": int(declared), "read_bytes": 0},
+        )
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > cap:
+            if failed:  # enough of an error reply for its message
+                del body[cap:]
+                break
+            raise ReplyTooLarge(
+                f"{url}: the reply is over the limit of {cap} bytes; reading stopped there",
+                details={"limit_bytes": cap, "read_bytes": len(body)},
+            )
+    # The body is decoded already: the copy must not claim an encoding or another length.
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )
 
 
 # -- audio ---------------------------------------------------------------------------------

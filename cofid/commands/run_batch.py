@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from cofid.backends.probe import ProbeResult
 from cofid.config import Config
 from cofid.engine.plan_run import PlanRun
 from cofid.service import batches
 from cofid.service.app import open_app
 from cofid.service.errors import BatchInputError
 from cofid.store import batches as batch_rows
+from cofid.store import verdicts as verdict_rows
 from cofid.store.batches import BatchRecord
 from cofid.store.db import DatabaseUnavailable, is_connection_error
 from cofid.store.types import DatabaseError
@@ -37,7 +40,8 @@ def progress_lines(run: PlanRun, now: float) -> list[str]:
 
 
 def summary(batch: BatchRecord, run: PlanRun, seconds: float,
-            call_counts: dict[str, int]) -> dict[str, Any]:
+            call_counts: dict[str, int],
+            verdict_counts: dict[str, int] | None = None) -> dict[str, Any]:
     return {
         "batch_id": batch.id,
         "batch_date": batch.batch_date.isoformat(),
@@ -50,14 +54,17 @@ def summary(batch: BatchRecord, run: PlanRun, seconds: float,
             for s, c in run.counters.items()
         },
         "call_status": call_counts,
+        # Booked trades per verdict (cofid.domain.verdicts), every verdict named.
+        "trade_verdicts": verdict_counts or {},
         "failures": [{"audio_name": a, "stage": s, "error": e} for a, s, e in run.failures],
     }
 
 
-async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
+async def _run(cfg: Config, directory: Path, as_json: bool,
+               probe_results: Sequence[ProbeResult] = ()) -> dict[str, Any]:
     tty = sys.stderr.isatty() and not as_json
     t0 = time.monotonic()
-    async with open_app(cfg) as app:
+    async with open_app(cfg, probe_results=probe_results) as app:
         batch_id = await batches.prepare_batch(app, directory)
         shown = {"lines": 0, "last": 0.0}
 
@@ -82,7 +89,8 @@ async def _run(cfg: Config, directory: Path, as_json: bool) -> dict[str, Any]:
         rec = await app.db.read(lambda c: batch_rows.get(c, batch_id))
         assert rec is not None
         call_counts = await app.db.read(lambda c: batch_rows.call_status_counts(c, batch_id))
-        return summary(rec, run, time.monotonic() - t0, call_counts)
+        verdicts = await app.db.read(lambda c: verdict_rows.verdict_counts(c, batch_id))
+        return summary(rec, run, time.monotonic() - t0, call_counts, verdicts)
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -92,13 +100,34 @@ def print_summary(s: dict[str, Any]) -> None:
     for name, st in s["stages"].items():
         print(f"  {name:<9}{st['status']:<11}{st['done']:>6}{st['failed']:>8}{st['skipped']:>9}")
     print("  calls: " + ", ".join(f"{k} {v}" for k, v in sorted(s["call_status"].items())))
+    print("  " + verdict_line(s.get("trade_verdicts") or {}))
     for f in s["failures"]:
         print(f"  failed: {f['audio_name']} at {f['stage']}: {f['error']}")
 
 
-def run_batch_command(cfg: Config, directory: Path, *, as_json: bool) -> int:
+def verdict_line(counts: dict[str, int]) -> str:
+    """'trades: confirmed 3, mismatch 1, ...' (in the verdicts' order), or that there are
+    none (a batch without a trade file)."""
+    if not sum(counts.values()):
+        return "trades: none"
+    return "trades: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def _one(e: BaseException) -> BaseException:
+    """The single exception inside (nested) one-member exception groups: open_app's
+    nursery wraps a refusal raised inside it, which must still read as one message."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e
+
+
+def run_batch_command(cfg: Config, directory: Path, *, as_json: bool,
+                      probe_results: Sequence[ProbeResult] = ()) -> int:
     try:
-        s = trio.run(_run, cfg, directory, as_json)
+        try:
+            s = trio.run(_run, cfg, directory, as_json, probe_results)
+        except BaseExceptionGroup as group:
+            raise _one(group) from None
     except BatchInputError as e:
         print(f"cofid: {e}", file=sys.stderr)
         return EXIT_FATAL

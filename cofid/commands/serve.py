@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import trio
 
@@ -29,7 +30,8 @@ EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
 def serve_command(cfg: Config, watch: bool,
-                  on_ready: Callable[[list[str]], None] | None = None) -> int:
+                  on_ready: Callable[[list[str]], None] | None = None,
+                  probe_results: Sequence[Any] = ()) -> int:
     from cofid.api.server import ListenError
     from cofid.daemon import serve_main
 
@@ -39,7 +41,8 @@ def serve_command(cfg: Config, watch: bool,
     )
     try:
         try:
-            trio.run(lambda: serve_main(cfg, watch=watch, on_ready=on_ready))
+            trio.run(lambda: serve_main(cfg, watch=watch, on_ready=on_ready,
+                                        probe_results=probe_results))
         except BaseExceptionGroup as eg:
             raise _single(eg) from None
     except (ListenError, ConfigError) as e:

@@ -16,6 +16,7 @@ one per URL (`dialect`, `chat_dialect`, ...) and may override any option
 - faster-whisper-server (0.0.x, speaches' predecessor): as speaches, but some releases
   read the model from `model_name`: both fields are sent. Errors come as
   `{"detail": {"error": {...}}}`; it serves one request at a time (use slots = 1).
+  0.0.3 serves `/health` and no `/v1/models` (HTTP 404), so the probe asks `/health` only.
 - whisper.cpp: `whisper-server` answers on `/inference` unless started with
   `--inference-path`; no model field; its language defaults to "en", so LID must send
   `language=auto`; it falls back on temperature itself (`temperature_inc`); errors
@@ -84,6 +85,7 @@ DIALECTS: Mapping[str, Dialect] = {
             name="faster-whisper-server",
             model_fields=("model", "model_name"),
             health_path="/health",
+            models_path="",
             temperatures=_FASTER_WHISPER_LADDER,
         ),
         Dialect(

@@ -183,9 +183,15 @@ def validate(cfg: Config) -> Config:
         _check(t.name not in names, f"grpc.tokens[{i}].name", t.name, "names must be unique")
         names.add(t.name)
     for key in ("max_workers", "max_concurrent_rpcs", "max_upload_bytes", "max_upload_files",
-                "max_file_bytes", "subscriber_buffer"):
+                "max_file_bytes", "subscriber_buffer", "max_concurrent_uploads",
+                "max_event_streams", "max_public_streams"):
         v = getattr(cfg.grpc, key)
         _check(v >= 1, f"grpc.{key}", v, "an integer ≥ 1")
+    _check(0 <= cfg.grpc.reserved_workers < cfg.grpc.max_workers, "grpc.reserved_workers",
+           cfg.grpc.reserved_workers, "0 (automatic) or fewer than grpc.max_workers")
+    for key in ("upload_idle_timeout_s", "upload_deadline_s"):
+        v = getattr(cfg.grpc, key)
+        _check(v > 0, f"grpc.{key}", v, "a number of seconds > 0")
     gpu_names = set()
     for i, g in enumerate(cfg.gpus):
         _check(bool(g.name), f"gpus[{i}].name", g.name, "a non-empty name")
@@ -211,6 +217,10 @@ def validate(cfg: Config) -> Config:
         v = getattr(st.triaging, k)
         _check(v >= 0, f"stages.triaging.{k}", v, "a number ≥ 0")
     try:
+        st.verdicts.rules()
+    except ValueError as e:  # VerdictRules names the knob; say where it is set
+        raise ConfigError(f"stages.verdicts: {e}") from None
+    try:
         import zoneinfo
 
         zoneinfo.ZoneInfo(st.default_zone)
@@ -229,6 +239,9 @@ def validate(cfg: Config) -> Config:
            rc.compression_ratio_threshold, "a number > 0 (Whisper's is 2.4)")
     _check(rc.probe_timeout_s > 0, "backends.remote.probe_timeout_s", rc.probe_timeout_s,
            "a number > 0")
+    for key in ("max_reply_bytes", "max_audio_reply_bytes"):
+        _check(getattr(rc, key) >= 1024, f"backends.remote.{key}", getattr(rc, key),
+               "a number of bytes >= 1024")
     remote_caps = [c for c in ("denoise", "ivr", "lid", "stt", "chat")
                    if getattr(cfg.backends, c) == "remote"]
     if remote_caps and not cfg.gpus:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cofid.domain.questions import QuestionSet, default_question_set
+from cofid.domain.verdict_fields import DEFAULT_LOT_SIZES, EXTRA_SYMBOL_ALIASES, VerdictRules
 
 DEFAULT_DATA_DIR = Path("var")
 
@@ -37,6 +38,7 @@ __all__ = [
     "TokenConfig",
     "TriagingConfig",
     "UploadPipelineConfig",
+    "VerdictConfig",
     "WatchConfig",
 ]
 
@@ -53,7 +55,8 @@ class DatabaseConfig:
     pool_size: int = 5
     connect_timeout_s: float = 10.0
     # How long a write waits and retries while the database is unreachable before the
-    # daemon gives up and exits non-zero (systemd restarts it).
+    # daemon gives up and exits non-zero (systemd restarts it). A full disk under the
+    # database is waited out with no limit (cofid.store.disk_full).
     unavailable_retry_s: float = 300.0
 
 
@@ -86,6 +89,13 @@ class GrpcConfig:
     max_upload_files: int = 1000
     max_file_bytes: int = 512 * 1024**2
     upload_idle_timeout_s: float = 60.0
+    # Streams hold a pool thread each (cofid.api.admission): caps per kind, a whole-upload
+    # deadline, and pool threads no stream may take (0: max(4, max_workers // 4)).
+    upload_deadline_s: float = 3600.0
+    max_concurrent_uploads: int = 16
+    max_event_streams: int = 32
+    max_public_streams: int = 4
+    reserved_workers: int = 0
     subscriber_buffer: int = 10_000
     heartbeat_s: float = 5.0
 
@@ -166,11 +176,41 @@ class TriagingConfig:
 
 
 @dataclass(frozen=True)
+class VerdictConfig:
+    # [stages.verdicts]: the trade verdict's rules (cofid.domain.verdict_fields F3-F4,
+    # cofid.domain.verdicts); unset keys keep the defaults shown.
+    # A heard limit price agrees within 0.5 % of the booked price...
+    price_tolerance: float = 0.005
+    # ...or one NSE equity tick (0.05), whichever is wider.
+    tick: float = 0.05
+    # Sentences after the order is stated in which the client's "yes" may come.
+    confirm_window: int = 3
+    # Extra names of a symbol, merged over the built-in table (INFY / Infosys, TCS / Tata
+    # Consultancy ...): { "infosys technologies" = "INFY" }.
+    symbol_aliases: dict[str, str] = field(default_factory=dict)
+    # Shares per lot, merged over the built-in F&O lot sizes (NIFTY 75, INFY 400, ...):
+    # a quantity said in lots is lots x this.
+    lot_sizes: dict[str, int] = field(default_factory=dict)
+
+    def rules(self) -> VerdictRules:
+        """The rules these settings give; ValueError names a bad value."""
+        return VerdictRules(
+            price_tolerance=self.price_tolerance, tick=self.tick,
+            confirm_window=self.confirm_window,
+            symbol_aliases={**EXTRA_SYMBOL_ALIASES,
+                            **{k: v.strip().upper() for k, v in self.symbol_aliases.items()}},
+            lot_sizes={**DEFAULT_LOT_SIZES,
+                       **{k.strip().upper(): v for k, v in self.lot_sizes.items()}},
+        )
+
+
+@dataclass(frozen=True)
 class StagesConfig:
     min_duration_s: float = 5.0
     allowed_languages: tuple[str, ...] = ("en", "hi", "hinglish")
     retry: RetryConfig = field(default_factory=RetryConfig)
     triaging: TriagingConfig = field(default_factory=TriagingConfig)
+    verdicts: VerdictConfig = field(default_factory=VerdictConfig)
     # Zone of CSV times written without one (an IANA name).
     default_zone: str = "UTC"
     # Emit file_start events (with the request payload). Off halves the event rows of a
@@ -205,24 +245,24 @@ class PipelinesConfig:
 
 @dataclass(frozen=True)
 class CpuBackendConfig:
-    whisper_model: str = "base"
+    whisper_model: str = "base"  # or "small" (refused: README), or a model directory
     model_cache: str = ""  # empty: <paths.data>/models
     cpu_threads: int = 2
     lid_seconds: float = 30.0
-    # LID abstention (cofid.backends.cpu.whisper_lid), calibrated by bench/lid.py on the
-    # 88-clip espeak-ng set with Whisper base int8 (README, "Language identification"):
-    # Whisper's guess other than en/hi/ur at p >= lid_confident_p is other (fr/de/es/it
-    # clips 0.5-0.98; no en clip had a non-English guess that high).
+    # LID abstention (cofid.backends.cpu.whisper_lid steps 2-5; bench/lid.py, README): 88
+    # clips, base, AMD EPYC: 56/56 unsupported other, 16/16 en en. A non-en/hi guess at p >=
+    # lid_confident_p with p_en < lid_weak_en_p is other (fr/de/es/it 0.5-0.98).
     lid_confident_p: float = 0.5
-    # p_en below this (and p_hi below lid_min_hi_p) abstains: unsupported clips <= 0.16,
-    # en and Hinglish clips >= 0.21; at 0.185, 0/56 unsupported clips pass it.
-    lid_min_en_p: float = 0.185
-    # Hindi + Urdu probability to call hi; espeak-ng Hindi got <= 0.10 and Kannada 0.11 from
-    # Whisper base, so Hindi that Whisper does not recognise abstains (0/8 hi clips pass).
-    lid_min_hi_p: float = 0.3
-    # English head decode's mean token log-probability to call en (English -0.22 to
-    # -0.80); below it English-sounding speech is hinglish (Hinglish clips -0.83 to -1.23).
-    lid_min_en_logprob: float = -0.815
+    # English-like from here (unsupported clips <= 0.18, en / Hinglish above the weak zone
+    # >= 0.26: midpoint); fluent decode >= lid_min_en_logprob is en, else hinglish (English
+    # -0.22..-0.82, Hinglish -0.92..-1.40; -0.83 on an Intel Xeon: the bar favours en).
+    lid_min_en_p: float = 0.22
+    lid_min_en_logprob: float = -0.87
+    lid_min_hi_p: float = 0.3  # hi + ur: espeak-ng Hindi <= 0.10, Kannada 0.08: 0/8 pass
+    # Weak zone (lid_weak_en_p <= p_en < lid_min_en_p): en only if the decode is >= this,
+    # else other (Caribbean English -0.38..-0.61, all 12 others there <= -0.76).
+    lid_weak_en_p: float = 0.1
+    lid_weak_en_logprob: float = -0.69
     denoise_strength: float = 0.5
     ivr_prompts_dir: str = ""
     max_ivr_s: float = 120.0
@@ -244,6 +284,10 @@ class RemoteBackendConfig:
     lid_min_confidence: float = 0.3
     # Whisper's repetition-loop line: segments above it are dropped (cofid.domain.segments).
     compression_ratio_threshold: float = 2.4
+    # The most bytes read of one model reply (JSON), and of one denoised audio file: a
+    # larger reply is refused as the model's error (cofid.backends.remote_http).
+    max_reply_bytes: int = 16 * 1024 * 1024
+    max_audio_reply_bytes: int = 1024 * 1024 * 1024
     # Check every configured URL and model when the daemon starts (cofid.backends.probe).
     probe_at_start: bool = True
     probe_timeout_s: float = 10.0

@@ -44,7 +44,8 @@ EXIT_REFUSED, EXIT_INTERRUPTED = 5, 130
 EXIT_CODES_HELP = """\
 exit codes:
   0    ok
-  1    the task failed or was cancelled (status, --wait); export incomplete
+  1    the task failed or was cancelled (status, --wait); export incomplete;
+       an evidence bundle that does not verify
   2    usage error (bad arguments, or the daemon answered INVALID_ARGUMENT)
   3    daemon unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED)
   4    authentication / authorisation (UNAUTHENTICATED, PERMISSION_DENIED)

@@ -10,7 +10,17 @@ import argparse
 import sys
 from typing import NoReturn
 
-from cofid.ctl.commands import SubParsers, batches, export, tasks, upload, watch
+from cofid.ctl.commands import (
+    SubParsers,
+    batches,
+    evidence,
+    export,
+    operations,
+    tasks,
+    trades,
+    upload,
+    watch,
+)
 from cofid.ctl.connect import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -19,6 +29,7 @@ from cofid.ctl.connect import (
     CtlError,
     connect,
 )
+from cofid.ctl.escape import terminal_text
 
 DESCRIPTION = """\
 cofictl talks to cofid over gRPC.
@@ -67,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
                 epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (tasks, upload, batches, watch, export):
+    for module in (tasks, operations, upload, batches, trades, evidence, watch, export):
         module.register(sub, common, _make)
     return p
 
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             conn.close()
     except CtlError as e:
-        print(f"cofictl: {e.message}", file=sys.stderr)
+        print(f"cofictl: {terminal_text(e.message)}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
         print("cofictl: interrupted", file=sys.stderr)

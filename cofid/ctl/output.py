@@ -18,6 +18,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cofid.ctl.escape import terminal_text
+
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
@@ -31,8 +33,8 @@ def stderr() -> TextIO:
 
 
 def say(msg: str) -> None:
-    """A message for the person (stderr)."""
-    print(f"cofictl: {msg}", file=sys.stderr, flush=True)
+    """A message for the person (stderr); control characters from data shown escaped."""
+    print(f"cofictl: {terminal_text(msg)}", file=sys.stderr, flush=True)
 
 
 # ---- protobuf -> plain data -----------------------------------------------------------
@@ -87,11 +89,13 @@ def print_jsonl(doc: Any, file: TextIO | None = None) -> None:
 
 
 def cell(v: Any) -> str:
+    """A value as one terminal cell: control characters (a newline, an ANSI escape) are
+    shown escaped (cofid.ctl.escape), never sent to the terminal."""
     if v is None:
         return ""
     if isinstance(v, float):
         return f"{v:.1f}"
-    return str(v).replace("\n", " ")
+    return terminal_text(v)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, file: TextIO | None = None,

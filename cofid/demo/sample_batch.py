@@ -8,6 +8,10 @@ The batch holds English trade calls (agent and client in different voices, with 
 recording disclosure, client identification, order read-back and confirmation), a Hindi call
 in Devanagari, a romanized Hinglish call, a call that opens with an IVR prompt and DTMF
 tones, a call under 5 s, a German call (unsupported language) and a call without trades.
+Its trades give every verdict the demo shows (cofid.domain.verdicts): Tata Motors read
+back and confirmed (confirmed), HDFC Bank booked at ten times the quantity said (mismatch), a
+second Infosys trade booked hours after its call and a client who never called (no_call),
+and the German call's trade (call_unusable).
 The IVR prompt is also written to ``ivr_prompts/`` beside the batch (not inside it: the
 batch watcher would take it for a call) for the IVR engine's known-prompt library.
 
@@ -113,17 +117,18 @@ CALLS: tuple[CallSpec, ...] = (
         trades=(Trade("T9001", "INFY", "BUY", 100, 1500.0),),
         extra_trades=(Trade("T9002", "INFY", "SELL", 40, 1525.0, at_fraction=40.0),),
     ),
+    # The demo's confirmed trade. Whisper base (CPU int8) heard this call's "Tata Motors",
+    # 75 and 450 right; it heard "Infosys" as "infos in" and, in this voice, "State Bank
+    # of India" as "Montet 8", which would make a mismatch of it.
     CallSpec(
-        name="call_en_tcs_8k.wav",
-        sr=8000,
+        name="call_en_tatamotors.wav",
+        sr=16000,
         language="en",
         client_code="C1002",
         agent_id="AG02",
         branch="Pune",
-        turns=_english_trade_turns(
-            "Priya Nair", "C1002", "SELL", 50, "Tata Consultancy Services", 3400
-        ),
-        trades=(Trade("T9003", "TCS", "SELL", 50, 3400.0),),
+        turns=_english_trade_turns("Priya Nair", "C1002", "SELL", 75, "Tata Motors", 450),
+        trades=(Trade("T9003", "TATAMOTORS", "SELL", 75, 450.0),),
     ),
     CallSpec(
         name="call_hi_reliance_8k.wav",
@@ -178,7 +183,9 @@ CALLS: tuple[CallSpec, ...] = (
         agent_id="AG04",
         ivr_digits="1",
         turns=_english_trade_turns("Neha Gupta", "C1005", "BUY", 200, "HDFC Bank", 1600),
-        trades=(Trade("T9006", "HDFCBANK", "BUY", 200, 1600.0),),
+        # The demo's mismatch: the client asks for 200 shares, the trade file books 2000
+        # (a mismatch whatever else Whisper mishears in this 8 kHz IVR call).
+        trades=(Trade("T9006", "HDFCBANK", "BUY", 2000, 1600.0),),
     ),
     CallSpec(
         name="call_en_balance_no_trade.wav",

@@ -44,6 +44,12 @@ Rules:
     counting the line breaks inside quoted fields.
 12. Fields of any length parse (1 MB and more): csv's process-wide field size limit is raised
     while any parse runs and put back when the last one ends.
+13. When ``limits`` is given (the store's column limits, cofid/domain/csv_limits.py), every
+    value must fit its column: text at most the column's width in characters, quantity and
+    price within DECIMAL(precision, scale) without rounding, date-times within the DATETIME
+    range (fractions of a second beyond the column's are cut, as MariaDB does, so both
+    databases read back the same). A value that does not fit is a RowError naming the
+    column and the limit, never quoting a long value; the row is skipped, the rest loads.
 
 This module says what the two files hold (rules 3, 5 for the files' columns, 8-10 for
 their rows); cofid/domain/csv_reader.py reads any such file (rules 1-5, 8, 9, 11, 12) and
@@ -53,13 +59,16 @@ the format's headers, which other systems write; the rest of cofid uses the fiel
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from cofid.domain import csv_values
+from cofid.domain.csv_limits import NO_LIMITS, ColumnLimits
 from cofid.domain.csv_reader import (
     Built,
     CsvFormat,
@@ -142,19 +151,18 @@ def parse_call_metadata(
     *,
     default_zone: str = "UTC",
     known_audio: Collection[str] | None = None,
+    limits: ColumnLimits = NO_LIMITS,
 ) -> ParsedCsv[CallMetaRow]:
     zone = csv_values.zone(default_zone)
     known = None if known_audio is None else frozenset(name.strip() for name in known_audio)
-
-    def to_utc(value: str) -> datetime:
-        return csv_values.to_utc(value, zone)
+    text, time_of = _text_rule(limits), _time_rule(limits, zone)
 
     def build(fields: Fields, extra: dict[str, str]) -> Built[CallMetaRow]:
-        audio_name = fields.required("audio_name")
-        client_code = fields.required("client_code")
-        agent_id = fields.required("agent_id")
-        start = fields.convert("call_start", to_utc)
-        end = fields.convert("call_end", to_utc, optional=True)
+        audio_name = text(fields, "audio_name")
+        client_code = text(fields, "client_code")
+        agent_id = text(fields, "agent_id")
+        start = time_of(fields, "call_start")
+        end = time_of(fields, "call_end", optional=True)
         if start is not None and end is not None and end < start:
             written_end, written_start = fields.values["call_end"], fields.values["call_start"]
             fields.error(
@@ -178,26 +186,30 @@ def parse_call_metadata(
     return read_rows(data, CALL_CSV, build)
 
 
-def parse_trade_metadata(data: bytes, *, default_zone: str = "UTC") -> ParsedCsv[TradeRow]:
+def parse_trade_metadata(
+    data: bytes, *, default_zone: str = "UTC", limits: ColumnLimits = NO_LIMITS
+) -> ParsedCsv[TradeRow]:
     zone = csv_values.zone(default_zone)
-
-    def to_utc(value: str) -> datetime:
-        return csv_values.to_utc(value, zone)
+    text, time_of = _text_rule(limits), _time_rule(limits, zone)
 
     def quantity_of(value: str) -> Decimal:
-        return csv_values.decimal(value, minimum_exclusive=True)
+        number = csv_values.decimal(value, minimum_exclusive=True)
+        return limits.amount("quantity", number, value)
 
     def price_of(value: str) -> Decimal:
-        return csv_values.decimal(value, minimum_exclusive=False)
+        return limits.amount("price", csv_values.decimal(value, minimum_exclusive=False), value)
+
+    def side_of(value: str) -> str:
+        return limits.text("side", csv_values.side(value))
 
     def build(fields: Fields, extra: dict[str, str]) -> Built[TradeRow]:
-        trade_id = fields.required("trade_id")
-        client_code = fields.required("client_code")
-        symbol = fields.required("symbol")
-        side = fields.convert("side", csv_values.side)
+        trade_id = text(fields, "trade_id")
+        client_code = text(fields, "client_code")
+        symbol = text(fields, "symbol")
+        side = fields.convert("side", side_of)
         quantity = fields.convert("quantity", quantity_of)
         price = fields.convert("price", price_of)
-        trade_time = fields.convert("trade_time", to_utc)
+        trade_time = time_of(fields, "trade_time")
         if fields.errors:
             return Built(None, "trade_id", trade_id, fields.errors)
         assert side is not None and quantity is not None and price is not None
@@ -206,6 +218,32 @@ def parse_trade_metadata(data: bytes, *, default_zone: str = "UTC") -> ParsedCsv
         return Built(row, "trade_id", trade_id, fields.errors)
 
     return read_rows(data, TRADE_CSV, build)
+
+
+def _text_rule(limits: ColumnLimits) -> Callable[[Fields, str], str]:
+    """A required text value that fits its column (rules 5 and 13); "" when refused."""
+
+    def text(fields: Fields, name: str) -> str:
+        value = fields.convert(name, lambda v: limits.text(name, v))
+        return value if value is not None else ""
+
+    return text
+
+
+class _TimeRule(Protocol):
+    def __call__(self, fields: Fields, name: str, *, optional: bool = False) -> datetime | None: ...
+
+
+def _time_rule(limits: ColumnLimits, zone: ZoneInfo) -> _TimeRule:
+    """A date-time value (rule 6) that fits its column (rule 13)."""
+
+    def time_of(fields: Fields, name: str, *, optional: bool = False) -> datetime | None:
+        def parse(value: str) -> datetime:
+            return limits.time(name, csv_values.to_utc(value, zone), value)
+
+        return fields.convert(name, parse, optional=optional)
+
+    return time_of
 
 
 def parse_datetime(value: str, default_zone: str) -> datetime:

@@ -187,8 +187,8 @@ def _decode(data: bytes, file_name: str) -> str:
     except UnicodeDecodeError as exc:
         offset = bom + exc.start
         raise CsvHeaderError(
-            f"{file_name} is not UTF-8 text: byte 0x{data[offset]:02x} at offset {offset} "
-            f"cannot be decoded ({exc.reason})"
+            f"{file_name} is not UTF-8 text: the byte at offset {offset} cannot be decoded "
+            f"({exc.reason})"
         ) from None
 
 
@@ -210,7 +210,7 @@ class _Columns:
 
 def _map_header(header: list[str], fmt: CsvFormat) -> _Columns:
     canonical = {_normalise(written): field for field, written in fmt.headers.items()}
-    seen: dict[str, list[str]] = {}
+    seen: dict[str, list[int]] = {}
     required_at: dict[int, str] = {}
     extra_at: dict[int, str] = {}
     for index, raw in enumerate(header):
@@ -218,21 +218,29 @@ def _map_header(header: list[str], fmt: CsvFormat) -> _Columns:
         if not written:
             continue
         key = _normalise(written)
-        seen.setdefault(key, []).append(written)
+        seen.setdefault(key, []).append(index + 1)
         if key in canonical:
             required_at[index] = canonical[key]
         else:
             extra_at[index] = written
-    duplicated = [names for names in seen.values() if len(names) > 1]
+    # Header messages name the format's own headers and column positions, never a cell
+    # as written: a file that is not a CSV at all (a token file, a key) would otherwise
+    # have its first line copied into logs and RPC errors.
+    duplicated = [(key, cols) for key, cols in seen.items() if len(cols) > 1]
     if duplicated:
-        described = "; ".join(" and ".join(preview(n) for n in names) for names in duplicated)
+        described = "; ".join(
+            f"columns {' and '.join(map(str, cols))}"
+            + (f" (both {fmt.headers[canonical[key]]})" if key in canonical else "")
+            for key, cols in duplicated
+        )
         raise CsvHeaderError(f"{fmt.file_name} has duplicated columns: {described}")
     found = set(required_at.values())
     missing = [written for field, written in fmt.headers.items() if field not in found]
     if missing:
         raise CsvHeaderError(
             f"{fmt.file_name} is missing required columns: {', '.join(missing)} "
-            f"(header read: {', '.join(preview(h.strip()) for h in header[:30])})"
+            f"(its header line has {len(header)} column(s), {len(required_at)} of them "
+            f"required ones)"
         )
     return _Columns(required_at, extra_at)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cofid.domain.model import EventStatus, EventType
+
 TEXT_LIMIT = 4000
 PAYLOAD_LIMIT = 60_000  # MySQL TEXT holds 65,535 bytes
 
@@ -53,6 +55,27 @@ class Event:
             "processed_files": self.processed_files,
             "metadata": self.metadata,
         }
+
+
+def stage_outcome(ok: int, failed: int) -> EventStatus:
+    """The status of every stage_complete event, defined here only.
+
+    `ok` counts what the stage handled without failing (files done or gated by a rule,
+    CSV rows accepted), `failed` what it failed for (files after their retries, CSV rows
+    refused). 'success': nothing failed; 'failed': something failed and nothing
+    succeeded; 'partial': some of each (the event's metadata carries the counts).
+    """
+    if failed == 0:
+        return EventStatus.SUCCESS
+    return EventStatus.FAILED if ok == 0 else EventStatus.PARTIAL
+
+
+def batch_status_event(batch_id: int, status: str) -> Event:
+    """batchStatus.status took `status`: one event per value of its walk (domain.pipeline
+    rule 8) but 'Completed', which the run's finished event reports (both carry
+    metadata.batch_status)."""
+    return Event(batch_id=batch_id, stage="pipeline", event_type=EventType.INFO,
+                 status=EventStatus.SUCCESS, metadata={"batch_status": status})
 
 
 def truncate(text: str | None, limit: int) -> str | None:

@@ -58,16 +58,19 @@ class CallStatus(enum.StrEnum):
     TRANSCRIPT_DONE = "TranscriptDone"
     AUDIT_DONE = "AuditDone"
     COMPLETE = "Complete"
+    # cofi's: the call's file failed a stage after its retries (fileDistribution.failedStage
+    # and failureReason say which and why). Final until a reaudit of that stage; the seed
+    # left such calls 'Pending', which its monitoring query reads as work still to do.
+    FAILED = "Failed"
 
 
 class BatchState(enum.StrEnum):
     """batch_status.status values, in the order a batch reaches them (the seed's status
-    vocabulary: values stored in the column, not column names)."""
+    vocabulary: values stored in the column, not column names). The seed has no value for
+    the two CSV steps (they set 0/1 flags only), so neither has one here."""
 
     PENDING = "Pending"
     DB_INSERT_DONE = "dbInsertDone"
-    CALLMETADATA_DONE = "callmetadataDone"
-    TRADEMETADATA_DONE = "trademetadataDone"
     DENOISE_DONE = "denoiseDone"
     IVR_DONE = "ivrDone"
     LID_DONE = "lidDone"
@@ -116,6 +119,14 @@ class EventStatus(enum.StrEnum):
     PROCESSING = "processing"
     SUCCESS = "success"
     FAILED = "failed"
+    # cofi's, for stage_complete only (cofid.domain.events.stage_outcome): some files or
+    # rows failed, some did not.
+    PARTIAL = "partial"
 
 
 NO_TRADE_DATA_ANSWER = "No trade data found"
+
+# batchStatus.status of a batch whose task was cancelled (cofi's, not the seed's: without
+# it a cancelled batch read InProgress for ever). Not a step of BatchState's sequence: a
+# resumed batch goes back to the status its stages give (cofid.service.cancel).
+BATCH_CANCELLED = "Cancelled"

@@ -25,9 +25,13 @@ Rules (the seed's Steps 1–13, made per file so files can stream):
 7. A failure after retries records failed_stage; the file stops there, the batch goes on.
 8. A batch stage is 'InProgress' once a file entered it and 'Complete' once the last file
    left it (StageRow.batch_status, a field of batch_status; callmetadata / trademetadata
-   are 0/1 flags there, StageRow.batch_flag). batch_status.status is the done state
-   (StageRow.done_state) of the last stage, in pipeline order, such that it and every
-   enabled stage before it are complete; 'Completed' when all are.
+   are 0/1 flags there, StageRow.batch_flag). batch_status.status walks the seed's values
+   in the seed's order (status_walk): each enabled stage's done state (StageRow.done_state;
+   the CSV steps have none, as in the seed) once it and every enabled stage before it are
+   complete, each value written once and in order even when several fall due at once
+   (triaging completes before lid in a streaming run: 'lidDone', then 'triagingDone');
+   'llm2Done' (the last stage's value) before 'Completed', which only the end of the run
+   writes.
 9. Reaudit (domain/reaudit.py): a re-run stage's done flag is reset to 0, its rows
    (StageRow.reaudit_deletes) are deleted first, and call.status is reset to the
    StageRow.reaudit_status of the earliest chosen stage — the status that stage picks its
@@ -49,7 +53,7 @@ class StageRow:
 
     stage: Stage
     batch_status: str  # field of batch_status holding the stage's status (rule 8)
-    done_state: BatchState  # batch_status.status once this stage is complete (rule 8)
+    done_state: BatchState | None  # batch_status.status once this stage is complete (rule 8)
     batch_flag: bool = False  # batch_status holds 0/1 instead of Pending/InProgress/Complete
     done_flag: str | None = None  # field of file_distribution; None: not a file stage
     # call.status values the stage picks its calls by; None: any (rules 4–6).
@@ -63,10 +67,8 @@ _S, _C, _B = Stage, CallStatus, BatchState
 
 STAGES: dict[Stage, StageRow] = {
     _S.FILE_DISTRIBUTION: StageRow(_S.FILE_DISTRIBUTION, "db_insertion_status", _B.DB_INSERT_DONE),
-    _S.CALLMETADATA: StageRow(_S.CALLMETADATA, "callmetadata_status", _B.CALLMETADATA_DONE,
-                              batch_flag=True),
-    _S.TRADEMETADATA: StageRow(_S.TRADEMETADATA, "trademetadata_status", _B.TRADEMETADATA_DONE,
-                               batch_flag=True),
+    _S.CALLMETADATA: StageRow(_S.CALLMETADATA, "callmetadata_status", None, batch_flag=True),
+    _S.TRADEMETADATA: StageRow(_S.TRADEMETADATA, "trademetadata_status", None, batch_flag=True),
     _S.DENOISE: StageRow(_S.DENOISE, "denoise_status", _B.DENOISE_DONE, done_flag="denoise_done"),
     _S.IVR: StageRow(_S.IVR, "ivr_status", _B.IVR_DONE, done_flag="ivr_done"),
     _S.LID: StageRow(_S.LID, "lid_status", _B.LID_DONE, done_flag="lid_done",
@@ -89,7 +91,9 @@ assert tuple(STAGES) == tuple(Stage), "the table lists every stage in pipeline o
 DONE_FLAG_FIELD: dict[Stage, str] = {s: r.done_flag for s, r in STAGES.items() if r.done_flag}
 STATUS_FIELD: dict[Stage, str] = {s: r.batch_status for s, r in STAGES.items() if not r.batch_flag}
 FLAG_STATUS_FIELD: dict[Stage, str] = {s: r.batch_status for s, r in STAGES.items() if r.batch_flag}
-DONE_STATE: dict[Stage, BatchState] = {s: r.done_state for s, r in STAGES.items()}
+DONE_STATE: dict[Stage, BatchState] = {s: r.done_state for s, r in STAGES.items() if r.done_state}
+# The seed's batch_status.status values in the order a batch reaches them.
+STATUS_ORDER: tuple[BatchState, ...] = tuple(BatchState)
 
 
 @dataclass
@@ -167,23 +171,44 @@ def stt_gate(
     return None
 
 
-def overall_status(statuses: Mapping[Stage, str | int], enabled: Iterable[Stage]) -> BatchState:
-    """Rule 8. `statuses` holds the batchStatus column values per stage (flags as 0/1)."""
+def _complete(stage: Stage, value: str | int | None) -> bool:
+    return value == StageStatus.COMPLETE or (STAGES[stage].batch_flag and value in (1, True))
+
+
+def due_statuses(statuses: Mapping[Stage, str | int], enabled: Iterable[Stage]) -> list[BatchState]:
+    """Rule 8: every status value due, in order: the done state of each enabled stage that
+    is complete with every enabled stage before it, then 'Completed' when all are."""
     enabled_set = set(enabled)
-    last = BatchState.PENDING
-    all_done = True
+    due: list[BatchState] = []
     for stage in Stage:
         if stage not in enabled_set:
             continue
-        value = statuses.get(stage)
-        complete = value == StageStatus.COMPLETE or (
-            STAGES[stage].batch_flag and value in (1, True)
-        )
-        if not complete:
-            all_done = False
-            break
-        last = STAGES[stage].done_state
-    return BatchState.COMPLETED if all_done and enabled_set else last
+        if not _complete(stage, statuses.get(stage)):
+            return due
+        state = STAGES[stage].done_state
+        if state is not None:
+            due.append(state)
+    return due + [BatchState.COMPLETED] if enabled_set else due
+
+
+def overall_status(statuses: Mapping[Stage, str | int], enabled: Iterable[Stage]) -> BatchState:
+    """Rule 8: the status value the walk ends at (Pending when nothing is due)."""
+    due = due_statuses(statuses, enabled)
+    return due[-1] if due else BatchState.PENDING
+
+
+def status_walk(current: str, statuses: Mapping[Stage, str | int], enabled: Iterable[Stage],
+                *, to_completed: bool) -> list[BatchState]:
+    """Rule 8: the values batch_status.status takes next, in order, from `current` (each
+    one its own write). 'Completed' only with `to_completed` (the end of the run)."""
+    due = due_statuses(statuses, enabled)
+    if not to_completed:
+        due = [s for s in due if s is not BatchState.COMPLETED]
+    try:
+        at = STATUS_ORDER.index(BatchState(current))
+    except ValueError:  # a value the seed does not have (an older cofid): start over
+        at = 0
+    return [s for s in due if STATUS_ORDER.index(s) > at]
 
 
 def audio_for_stage(f: FileState, stage: Stage, work_dir: str) -> str:

@@ -30,6 +30,11 @@ class PermanentBackendError(BackendError):
     """A failure no retry can fix (the audio cannot be decoded, the input is refused)."""
 
 
+class BackendTimeout(BackendError):
+    """No (complete) reply in time: the host may be hung, so it is suspect at once
+    (:meth:`cofid.backends.health.CircuitBreaker.record_timeout`)."""
+
+
 @dataclass(frozen=True)
 class AudioRef:
     """One call's audio as a stage hands it to a backend.

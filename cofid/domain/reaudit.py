@@ -27,14 +27,34 @@ Request rules:
    their rows stay. The operator asked for those stages only, and the status reset (rule 4)
    still comes from the earliest stage, so lid's 'Pending' lets the later stages pick the
    call up again.
-8. Stage names are matched after stripping spaces, case-insensitively. Repeats are merged.
-   No stages at all, or a name outside rule 1, is a ReauditRequestError naming the value
-   and the allowed names. A bare string is refused too: iterating "llm1" would read the
-   letters as four stage names.
+8. Stage names are matched after stripping spaces, case-insensitively. A stage listed
+   twice (" STT " and "stt" too), no stages at all, or a name outside rule 1, is a
+   ReauditRequestError naming the value (and the allowed names). A bare string is
+   refused too: iterating "llm1" would read the letters as four stage names.
 9. Audio names are stripped of surrounding spaces; exact repeats are dropped keeping the
    first position. An empty list, a blank name, a name over 255 characters (the column's
    width), a name with control characters, or more than ``max_names`` distinct names is a
    ReauditRequestError naming the offending value and its position.
+
+Gates (a reaudit keeps every rule a batch applies; :func:`left_alone_reason`):
+
+10. The STT gate stands. A call in 'ShortCall' or 'UnsupportedLanguage' is left alone
+    (no cleanup, no status reset, no stage) by a reaudit without stt: the batch's gate
+    decided it has no transcript, so llm1 and llm2 have nothing to read, and lid alone
+    cannot re-apply the gate. With stt chosen the call goes through the gate again
+    (reset to 'Pending'; stt's gate decides, on the new language when lid is chosen).
+11. Prerequisites stand. A call never transcribed (stt_done 0: its batch stopped or
+    failed before STT) is left alone by a reaudit with llm1 or llm2 but without stt; a
+    call whose language was never identified (lid_done 0) is left alone by a reaudit
+    with stt but without lid.
+12. Triaging's answers stand. The llm2 cleanup deletes the model's audit_answer rows
+    only, never triaging's 'No trade data found' rows (source 'triaging'): llm2 writes
+    them again with its own answers, and a call the gate keeps from llm2 (rule 10, or
+    gated again under rule 10's stt) keeps them. The seed deleted every answer, and a
+    call skipped for length or language lost them for good.
+
+A call left alone is named, with its reason, in the reaudit's reply, its task's result
+and its closing event.
 """
 
 from __future__ import annotations
@@ -47,6 +67,8 @@ from cofid.domain.model import REAUDIT_STAGES, CallStatus, Stage
 from cofid.domain.pipeline import STAGES
 
 MAX_AUDIO_NAME_CHARS = 255
+TRIAGING_SOURCE = "triaging"  # audit_answer.source of the 'No trade data found' rows
+GATED_STATUSES = (CallStatus.SHORT_CALL, CallStatus.UNSUPPORTED_LANGUAGE)
 
 # Rules 4 and 5 come from the status table (cofid/domain/pipeline.py, rule 9): the status
 # each stage selects its calls by, and its file_distribution done flag (a field name).
@@ -124,6 +146,9 @@ def _parse_stages(stages: Iterable[str]) -> set[Stage]:
         name = raw.strip().lower() if isinstance(raw, str) else None
         if name not in _DONE_FLAG:
             raise ReauditRequestError(f"unknown stage {raw!r}: allowed stages are {_ALLOWED}")
+        if Stage(name) in chosen:
+            # A repeat is a client's mistake (a typo for another stage?), never merged.
+            raise ReauditRequestError(f"stage {name!r} is listed twice")
         chosen.add(Stage(name))
     if not chosen:
         raise ReauditRequestError(f"no stages given: choose from {_ALLOWED}")
@@ -135,3 +160,18 @@ def _refuse_bare_string(value: object, what: str) -> None:
         raise ReauditRequestError(
             f"{what} must be a list of names, not the single string {value!r}"
         )
+
+
+def left_alone_reason(plan: ReauditPlan, status: str, *, lid_done: bool,
+                      stt_done: bool) -> str | None:
+    """Rules 10–11: why a reaudit running `plan` must leave a call alone, or None."""
+    chosen = set(plan.stages)
+    if status in GATED_STATUSES and Stage.STT not in chosen:
+        return (f"{status}: the STT gate closed this call (no transcript); choose stt to "
+                f"pass it through the gate again")
+    if not stt_done and status not in GATED_STATUSES and Stage.STT not in chosen and (
+            chosen & {Stage.LLM1, Stage.LLM2}):
+        return "never transcribed (stt has not run for it); choose stt too"
+    if not lid_done and Stage.STT in chosen and Stage.LID not in chosen:
+        return "language never identified (lid has not run for it); choose lid too"
+    return None

@@ -15,17 +15,34 @@ Rules:
    (`[{"question_id", "answer", "evidence"}]`) is accepted too. Either way every asked id
    is answered exactly once, no other id appears, and an answer is not blank.
 3. `normalized_llm2` turns either form into the list stages consume, in question order.
+4. Text the store keeps in a TEXT column (evidence, answers, a transcript segment) is at
+   most `MAX_TEXT_CHARS` characters (MySQL's TEXT holds 65,535 bytes, 4 a character);
+   side and order_type fit their columns (`MAX_SIDE_CHARS`, `MAX_ORDER_TYPE_CHARS`). An
+   amount must also stay positive at the column's scale (`AMOUNT_SCALE` digits).
+5. A transcription (`transcript_problems`): at most `MAX_SEGMENTS` segments and
+   `MAX_TRANSCRIPT_CHARS` characters in all; each segment's start and end, when sent, are
+   finite numbers >= 0 with end >= start; a duration, when sent, is finite and >= 0.
+   (A reply's bytes are bounded where it is read: cofid.backends.remote_http.)
+
+The widths mirror the store's columns; tests/security/test_hostile_values.py checks them
+against cofid/store/tables.py so they cannot drift.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 LLM1_MAX_TRADES = 20
 MAX_AMOUNT = 1e14  # Numeric(20, 6) holds 14 digits before the point
+AMOUNT_SCALE = 6  # ... and 6 after it
 MAX_ID_CHARS = 64
+MAX_SIDE_CHARS = 8
+MAX_ORDER_TYPE_CHARS = 16
+MAX_TEXT_CHARS = 16_000
+MAX_SEGMENTS = 10_000
+MAX_TRANSCRIPT_CHARS = 500_000  # about 20 hours of speech; keeps GetCall under 4 MiB
 
 
 def llm1_problems(data: Mapping[str, Any]) -> list[str]:
@@ -44,11 +61,20 @@ def llm1_problems(data: Mapping[str, Any]) -> list[str]:
             problem = _amount_problem(trade.get(key))
             if problem:
                 problems.append(f"trades[{i}].{key} {problem}")
-        for key in ("symbol", "trade_id"):
+        for key, width in _TRADE_WIDTHS:
             value = trade.get(key)
-            if isinstance(value, str) and len(value) > MAX_ID_CHARS:
-                problems.append(f"trades[{i}].{key} is longer than {MAX_ID_CHARS} characters")
+            if isinstance(value, str) and len(value) > width:
+                problems.append(f"trades[{i}].{key} is longer than {width} characters")
     return problems
+
+
+_TRADE_WIDTHS = (
+    ("symbol", MAX_ID_CHARS),
+    ("trade_id", MAX_ID_CHARS),
+    ("side", MAX_SIDE_CHARS),
+    ("order_type", MAX_ORDER_TYPE_CHARS),
+    ("evidence", MAX_TEXT_CHARS),
+)
 
 
 def _amount_problem(value: Any) -> str | None:
@@ -62,7 +88,57 @@ def _amount_problem(value: Any) -> str | None:
         return f"is not positive ({value})"
     if value >= MAX_AMOUNT:
         return f"is too large ({value})"
+    if round(value, AMOUNT_SCALE) <= 0:
+        return f"rounds to 0 at {AMOUNT_SCALE} decimal places ({value})"
     return None
+
+
+def _number_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "is not a number"
+    if not math.isfinite(value):
+        return "is not a finite number"
+    if value < 0:
+        return f"is negative ({value})"
+    return None
+
+
+def transcript_problems(segments: Sequence[Mapping[str, Any]], duration: Any = None) -> list[str]:
+    """Why a transcription cannot be stored (rule 5); empty when it can. Each segment is
+    {"start", "end", "text"} as the server sent them (numbers already parsed from
+    numeric strings, None when absent)."""
+    problems = []
+    if len(segments) > MAX_SEGMENTS:
+        problems.append(f"{len(segments)} segments, at most {MAX_SEGMENTS} allowed")
+        return problems  # one message, not ten thousand
+    problem = _number_problem(duration)
+    if problem:
+        problems.append(f"duration {problem}")
+    total = 0
+    for i, segment in enumerate(segments):
+        start, end, text = segment.get("start"), segment.get("end"), segment.get("text")
+        for key, value in (("start", start), ("end", end)):
+            problem = _number_problem(value)
+            if problem:
+                problems.append(f"segments[{i}].{key} {problem}")
+        if _finite(start) and _finite(end) and end < start:
+            problems.append(f"segments[{i}] ends ({end}) before it starts ({start})")
+        if isinstance(text, str):
+            total += len(text)
+            if len(text) > MAX_TEXT_CHARS:
+                problems.append(f"segments[{i}].text is longer than {MAX_TEXT_CHARS} characters")
+        if len(problems) >= 10:
+            problems.append("and maybe more")
+            return problems
+    if total > MAX_TRANSCRIPT_CHARS:
+        problems.append(f"the text is {total} characters, at most {MAX_TRANSCRIPT_CHARS} allowed")
+    return problems
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def llm2_problems(data: Mapping[str, Any], question_ids: Sequence[str]) -> list[str]:
@@ -78,6 +154,10 @@ def llm2_problems(data: Mapping[str, Any], question_ids: Sequence[str]) -> list[
         seen[qid] = seen.get(qid, 0) + 1
         if not isinstance(answer.get("answer"), str) or not answer["answer"].strip():
             problems.append(f"the answer to {qid!r} is blank")
+        for key in ("answer", "evidence"):
+            value = answer.get(key)
+            if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                problems.append(f"the {key} to {qid!r} is longer than {MAX_TEXT_CHARS} characters")
     twice = [qid for qid, n in seen.items() if n > 1]
     if twice:
         problems.append("question ids answered more than once: " + ", ".join(twice))

@@ -6,6 +6,12 @@ the highest priority waiter first — later stages first, so files already deep 
 pipeline finish before new ones start — and, among GPUs, to the least loaded healthy one.
 A GPU whose circuit breaker opened takes no new work; files that had affinity to it move
 to a healthy GPU (the caller records the move).
+
+Slots belong to lanes: a `[[gpus]]` entry whose capabilities go to different servers (its
+`url` for speech, a `chat_url` for the LLM) has one lane per distinct URL, each with its own
+slots, so a file's STT does not wait while another file's LLM call holds the chat server.
+A request names its capability; the GPU maps it to a lane (`lane_of`; an unnamed
+capability, and every one of a GPU built without lanes, takes the main lane of `slots`).
 """
 
 from __future__ import annotations
@@ -23,29 +29,87 @@ import trio
 from cofid.backends.base import Backends
 from cofid.backends.health import CircuitBreaker
 
+MAIN_LANE = ""
+
 
 @dataclass
 class Gpu:
     name: str
-    slots: int
+    slots: int  # the main lane's (the entry's `url`)
     backends: Backends
     breaker: CircuitBreaker
-    in_use: int = 0
+    # lane -> its slots, for lanes besides the main one; capability -> lane (unnamed: main).
+    lanes: dict[str, int] = field(default_factory=dict)
+    lane_of: dict[str, str] = field(default_factory=dict)
+    in_use: int = 0  # all lanes together
     assigned: int = 0
     done: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    # Outcomes of the last requests (True: failed or timed out), for the error rate that
+    # ListGpus reports: a host failing half its requests stays "healthy" to the breaker
+    # as long as no failures come in a row, but an operator must see it.
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=200))
+    requests_failed: int = 0
+    # Slots taken in each lane besides the main one (the main lane's: in_use less these).
+    lane_in_use: dict[str, int] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         return self.breaker.healthy
 
-    def record(self, ok: bool, seconds: float) -> None:
+    @property
+    def total_slots(self) -> int:
+        """Slots of every lane together (the main lane's when it has no other)."""
+        return self.slots + sum(n for lane, n in self.lanes.items() if lane != MAIN_LANE)
+
+    def lane(self, capability: str | None) -> str:
+        return self.lane_of.get(capability, MAIN_LANE) if capability is not None else MAIN_LANE
+
+    def lane_slots(self, lane: str) -> int:
+        return self.slots if lane == MAIN_LANE else self.lanes.get(lane, self.slots)
+
+    def used(self, lane: str) -> int:
+        if lane == MAIN_LANE:
+            return self.in_use - sum(self.lane_in_use.values())
+        return self.lane_in_use.get(lane, 0)
+
+    def has_room(self, lane: str) -> bool:
+        return self.used(lane) < self.lane_slots(lane)
+
+    def lane_load(self, lane: str) -> float:
+        return self.used(lane) / self.lane_slots(lane)
+
+    def take(self, lane: str) -> None:
+        self.in_use += 1
+        if lane != MAIN_LANE:
+            self.lane_in_use[lane] = self.lane_in_use.get(lane, 0) + 1
+
+    def give_back(self, lane: str) -> None:
+        self.in_use -= 1
+        if lane != MAIN_LANE:
+            self.lane_in_use[lane] -= 1
+
+    def any_room(self) -> bool:
+        return self.has_room(MAIN_LANE) or any(self.has_room(lane) for lane in self.lanes)
+
+    def record(self, ok: bool, seconds: float, *, timed_out: bool = False) -> None:
+        """Feed the breaker; a timeout makes the host suspect at once (health rule 5), so
+        the retry of the file that timed out goes to another host."""
+        self.outcomes.append(not ok)
+        if not ok:
+            self.requests_failed += 1
         if ok:
             self.breaker.record_success()
             self.done += 1
             self.latencies_ms.append(seconds * 1000.0)
+        elif timed_out:
+            self.breaker.record_timeout()
         else:
             self.breaker.record_failure()
+
+    def error_rate(self) -> float:
+        """Failed share of the last (up to 200) requests; 0 with none."""
+        return sum(self.outcomes) / len(self.outcomes) if self.outcomes else 0.0
 
     def latency_percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -59,12 +123,9 @@ class _Waiter:
     sort_key: tuple[int, int]
     preferred: str | None = field(compare=False)
     event: trio.Event = field(compare=False)
+    capability: str | None = field(compare=False, default=None)
     granted: Gpu | None = field(compare=False, default=None)
     cancelled: bool = field(compare=False, default=False)
-
-
-def _load(g: Gpu) -> float:
-    return g.in_use / g.slots
 
 
 class GpuPool:
@@ -96,28 +157,34 @@ class GpuPool:
         g.assigned += 1
         return g
 
-    def _pick(self, preferred: str | None) -> Gpu | None:
+    def _pick(self, preferred: str | None, capability: str | None = None) -> Gpu | None:
         if preferred is not None:
             g = self.by_name.get(preferred)
             if g is not None and g.healthy:
-                return g if g.in_use < g.slots else None
+                return g if g.has_room(g.lane(capability)) else None
             # The preferred GPU is gone or unhealthy: any healthy one may take the file.
         best = None
         for g in self.gpus:
-            if g.in_use < g.slots and g.healthy and (best is None or _load(g) < _load(best)):
+            lane = g.lane(capability)
+            if g.has_room(lane) and g.healthy and (
+                best is None or g.lane_load(lane) < best.lane_load(best.lane(capability))
+            ):
                 best = g
         if best is None:
             # No healthy GPU has room: an unhealthy one past its cooldown gets one probe.
             for g in self.gpus:
-                if g.in_use < g.slots and not g.healthy and g.breaker.allow_request():
+                if g.has_room(g.lane(capability)) and not g.healthy and g.breaker.allow_request():
                     return g
         return best
 
     @asynccontextmanager
-    async def slot(self, priority: int, preferred: str | None = None) -> AsyncIterator[Gpu]:
-        gpu = self._pick(preferred) if not self._waiters else None
+    async def slot(
+        self, priority: int, preferred: str | None = None, capability: str | None = None
+    ) -> AsyncIterator[Gpu]:
+        """A slot of the lane that serves `capability` (None: the main lane)."""
+        gpu = self._pick(preferred, capability) if not self._waiters else None
         if gpu is None:
-            waiter = _Waiter((-priority, next(self._seq)), preferred, trio.Event())
+            waiter = _Waiter((-priority, next(self._seq)), preferred, trio.Event(), capability)
             heapq.heappush(self._waiters, waiter)
             self._dispatch()
             try:
@@ -125,19 +192,19 @@ class GpuPool:
             except BaseException:
                 waiter.cancelled = True
                 if waiter.granted is not None:
-                    self._release(waiter.granted)
+                    self._release(waiter.granted, capability)
                 raise
             gpu = waiter.granted
             assert gpu is not None
         else:
-            gpu.in_use += 1
+            gpu.take(gpu.lane(capability))
         try:
             yield gpu
         finally:
-            self._release(gpu)
+            self._release(gpu, capability)
 
-    def _release(self, gpu: Gpu) -> None:
-        gpu.in_use -= 1
+    def _release(self, gpu: Gpu, capability: str | None = None) -> None:
+        gpu.give_back(gpu.lane(capability))
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -147,13 +214,13 @@ class GpuPool:
             w = heapq.heappop(self._waiters)
             if w.cancelled:
                 continue
-            g = self._pick(w.preferred)
+            g = self._pick(w.preferred, w.capability)
             if g is None:
                 skipped.append(w)
-                if not any(x.in_use < x.slots for x in self.gpus):
+                if not any(x.any_room() for x in self.gpus):
                     break
                 continue
-            g.in_use += 1
+            g.take(g.lane(w.capability))
             w.granted = g
             w.event.set()
         for w in skipped:

@@ -19,6 +19,9 @@ class StageCounters:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    gated: int = 0  # left alone by a rule (the STT gate), not failed
+    skipped_ok: int = 0  # of skipped: done before a restart, or nothing to do here
+    failed_before: int = 0  # of skipped: failed this stage before a restart
     status: str = StageStatus.PENDING
     started_at: float | None = None
     finished_at: float | None = None
@@ -53,12 +56,20 @@ class PlanRun:
     load_page: Callable[[int, int], Any]  # (after_fd_id, limit) -> awaitable list[FileState]
     update_batch: bool = True
     batch_statuses: dict[Stage, Any] = field(default_factory=dict)  # current batch_status values
+    batch_status: str = "Pending"  # batch_status.status as last written (rule 8's walk)
+    # Held while a stage's completion walks batch_status.status: two stages finishing at
+    # once must not write a value twice or out of order.
+    # (a trio.Lock the engine makes: the plans that build PlanRuns import no trio).
+    status_lock: Any = field(default=None, repr=False)
     enabled: tuple[Stage, ...] = ()  # every stage of the batch plan (for the overall status)
     counters: dict[Stage, StageCounters] = field(default_factory=dict)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (audio, stage, reason)
     draining: bool = False
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[PlanRun], None] | None = None
+    # What the plan adds to its task's result (a reaudit: the calls it covers and the
+    # calls it left alone, cofid.plans.reaudit).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for s in self.stages:

@@ -1,7 +1,7 @@
 """What the engine reports while it works: stage statuses in batch_status, events (stage
 start, progress, completion, file results, failures) and GPU health changes.
 
-A mixin of Engine: it needs `writer`, `pool`, `progress_every_files` and
+A mixin of Engine: it needs `writer`, `pool`, `env`, `progress_every_files` and
 `progress_every_s`. Status changes commit together with their events; progress and
 retry records are posted without waiting.
 """
@@ -12,14 +12,19 @@ import logging
 import time
 from typing import Any
 
+import trio
+
 from cofid.backends.base import BackendError
-from cofid.domain.events import Event
-from cofid.domain.model import EventStatus, EventType, Stage, StageStatus
+from cofid.domain.events import Event, batch_status_event, stage_outcome
+from cofid.domain.model import CallStatus, EventStatus, EventType, Stage, StageStatus
 from cofid.domain.ops import Insert, WriteSet
-from cofid.domain.pipeline import STAGES, FileState, overall_status
+from cofid.domain.pipeline import STAGES, FileState, status_walk
+from cofid.domain.ports import BackendTimeout
 from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun
+from cofid.engine.verdicts import verdicts_after
 from cofid.engine.writer import Writer
+from cofid.stages.base import StageEnv
 
 log = logging.getLogger("cofid.engine")
 
@@ -27,6 +32,7 @@ log = logging.getLogger("cofid.engine")
 class StageReporting:
     writer: Writer
     pool: GpuPool
+    env: StageEnv
     progress_every_files: int
     progress_every_s: float
 
@@ -35,7 +41,8 @@ class StageReporting:
         """Feed the GPU's circuit breaker; a GPU going unhealthy or coming back is an event
         (and a log line) an operator sees."""
         was = gpu.healthy
-        gpu.record(ok, seconds)
+        timed_out = isinstance(exc, BackendTimeout)
+        gpu.record(ok, seconds, timed_out=timed_out)
         if was == gpu.healthy:
             return
         if gpu.healthy:
@@ -44,8 +51,10 @@ class StageReporting:
             ev = Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.INFO,
                        status=EventStatus.SUCCESS, gpu=gpu.name, metadata={"gpu_healthy": True})
         else:
-            msg = (f"GPU {gpu.name} marked unhealthy after {gpu.breaker.consecutive_failures} "
-                   f"failures in a row ({exc}); its files go to healthy GPUs")
+            why = ("a request timed out" if timed_out else
+                   f"{gpu.breaker.consecutive_failures} failures in a row")
+            msg = (f"GPU {gpu.name} marked unhealthy after {why} ({exc}); its files go to "
+                   f"healthy GPUs")
             log.warning(msg)
             ev = Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.ERROR,
                        status=EventStatus.FAILED, gpu=gpu.name, error_message=msg,
@@ -59,12 +68,17 @@ class StageReporting:
         details = getattr(exc, "details", None) or {}
         ws = WriteSet()
         ws.update("file_distribution", "id", f.fd_id, failed_stage=stage.value, failure_reason=reason[:2000])
+        # The failure contract: the call says it failed (failedStage says where), so the
+        # seed's per-status count of a finished batch shows no pending work.
+        ws.update("call", "id", f.call_id, status=CallStatus.FAILED)
         ws.ops.append(processing_log(f, stage, "failed", attempt, error=reason, details=details))
         ev = self._file_event(run, f, stage, EventType.ERROR, EventStatus.FAILED,
                               response=details or None)
         ev.error_message = reason
-        await self.writer.commit(ws.ops, [ev])
+        # The failure and the verdicts it decides (call_unusable) commit together.
+        await self.writer.commit(ws.ops, [ev], after=verdicts_after(self.env, f, stage, "failed"))
         f.failed_stage = stage.value
+        f.call_status = CallStatus.FAILED
         run.counters[stage].failed += 1
         run.failures.append((f.audio_name, stage.value, reason))
         log.warning("%s failed for %s after %d attempt(s): %s", stage, f.audio_name, attempt, reason)
@@ -103,15 +117,32 @@ class StageReporting:
             c.started_at = c.finished_at
         if run.update_batch and run.batch_statuses.get(stage) == StageStatus.COMPLETE:
             return  # completed before a restart: its status and event are already written
-        ws = WriteSet()
-        if run.update_batch:
-            run.batch_statuses[stage] = StageStatus.COMPLETE
-            status = overall_status(run.batch_statuses, run.enabled)
-            ws.update("batch_status", "id", run.batch_id,
-                      **{STAGES[stage].batch_status: StageStatus.COMPLETE}, status=status)
-        ev = self._stage_event(run, stage, EventType.STAGE_COMPLETE, EventStatus.SUCCESS)
+        ev = self._stage_event(run, stage, EventType.STAGE_COMPLETE,
+                               stage_outcome(c.done + c.gated + c.skipped_ok,
+                                             c.failed + c.failed_before))
         ev.metadata = {"done": c.done, "failed": c.failed, "skipped": c.skipped}
-        await self.writer.commit(ws.ops, [ev])
+        if run.status_lock is None:
+            run.status_lock = trio.Lock()
+        async with run.status_lock:
+            ws = WriteSet()
+            walk: list[str | None] = [None]
+            if run.update_batch:
+                run.batch_statuses[stage] = StageStatus.COMPLETE
+                ws.update("batch_status", "id", run.batch_id,
+                          **{STAGES[stage].batch_status: StageStatus.COMPLETE})
+                walk = [*status_walk(run.batch_status, run.batch_statuses, run.enabled,
+                                     to_completed=False)] or [None]
+            events = [ev]
+            # Rule 8: each status value its own commit, in order, so a reader sees lidDone
+            # before triagingDone even when both fall due at once.
+            for status in walk:
+                if status is not None:
+                    ws.update("batch_status", "id", run.batch_id, status=status)
+                    events.append(batch_status_event(run.batch_id, status))
+                await self.writer.commit(ws.ops, events)
+                if status is not None:
+                    run.batch_status = status
+                ws, events = WriteSet(), []
         self._changed(run)
 
     async def _progress(self, run: PlanRun, stage: Stage) -> None:

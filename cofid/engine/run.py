@@ -22,6 +22,7 @@ import trio
 
 import cofid.stages  # noqa: F401  (fills the stage registry)
 from cofid.backends.base import BackendError, PermanentBackendError
+from cofid.domain.events import Event
 from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, needs_stage
@@ -29,6 +30,7 @@ from cofid.domain.questions import QuestionSet
 from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun, RetryPolicy
 from cofid.engine.reporting import StageReporting, processing_log
+from cofid.engine.verdicts import verdicts_after
 from cofid.engine.writer import Writer
 from cofid.stages.base import FileStage, StageEnv, StageInputs, Summary, stage_for
 from cofid.store.db import Database, DatabaseUnavailable
@@ -37,6 +39,13 @@ from cofid.store.stage_inputs import StoreStageInputs
 log = logging.getLogger("cofid.engine")
 
 PAGE = 500
+
+# The backend capability each stage calls: it decides the lane of slots the call takes
+# (a `[[gpus]]` entry with separate speech and chat servers has one lane per server).
+CAPABILITY: dict[Stage, str] = {
+    Stage.DENOISE: "denoise", Stage.IVR: "ivr", Stage.LID: "lid", Stage.STT: "stt",
+    Stage.LLM1: "chat", Stage.LLM2: "chat",
+}  # fmt: skip
 
 
 class Engine(StageReporting):
@@ -64,13 +73,16 @@ class Engine(StageReporting):
         self.progress_every_files = progress_every_files
         self.progress_every_s = progress_every_s
         self.rng = random.Random(seed)
-        self.workers_per_stage = sum(g.slots for g in pool.gpus) + 2
+        # GPU name -> why the start probe found it unusable (cofid.service.start_probe).
+        self.start_problems: dict[str, str] = {}
+        self.workers_per_stage = sum(g.total_slots for g in pool.gpus) + 2
 
     # ---- the run -------------------------------------------------------------------------
 
     async def run(self, run: PlanRun) -> None:
+        await self._report_start_problems(run)
         n = len(run.stages)
-        cap = max(2, sum(g.slots for g in self.pool.gpus))
+        cap = max(2, sum(g.total_slots for g in self.pool.gpus))
         channels = [trio.open_memory_channel[FileState](cap) for _ in range(n)]
         # One per run: batch-level facts (triaged, question sets) are read once per run.
         inputs = StoreStageInputs(self.db, self.question_set_for)
@@ -79,6 +91,20 @@ class Engine(StageReporting):
             for i, stage in enumerate(run.stages):
                 out = channels[i + 1][0] if i + 1 < n else None
                 nursery.start_soon(self._stage_group, run, i, stage, inputs, channels[i][1], out)
+
+    async def _report_start_problems(self, run: PlanRun) -> None:
+        """One error event per host the start probe found unusable and still unhealthy:
+        the run's log says why that host does no work."""
+        stage = next((s for s in run.stages if s in CAPABILITY), run.stages[0] if run.stages else None)
+        events = [
+            Event(batch_id=run.batch_id, stage=stage.value, event_type=EventType.ERROR,
+                  status=EventStatus.FAILED, gpu=name, error_message=msg,
+                  metadata={"gpu_healthy": False, "start_probe": True})
+            for name, msg in self.start_problems.items()
+            if stage is not None and name in self.pool.by_name and not self.pool.by_name[name].healthy
+        ]  # fmt: skip
+        if events:
+            await self.writer.post([], events)
 
     async def _feed(self, run: PlanRun, send: trio.MemorySendChannel[FileState]) -> None:
         async with send:
@@ -143,6 +169,12 @@ class Engine(StageReporting):
         c = run.counters[stage]
         if not needs_stage(f, stage, run.stages):
             c.skipped += 1
+            # For stage_complete's status over the whole stage, a restart included: a
+            # file that failed this stage before, or that needs nothing (more) of it.
+            if f.failed_stage == stage.value:
+                c.failed_before += 1
+            elif f.failed_stage is None:
+                c.skipped_ok += 1
             self._changed(run)
             return f.failed_stage is None
         await self._enter(run, stage)
@@ -151,8 +183,10 @@ class Engine(StageReporting):
         if gated is not None:
             ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,
                                   response={"status": f.call_status})
-            await self.writer.commit(gated.ops, [ev])
+            await self.writer.commit(gated.ops, [ev],
+                                     after=verdicts_after(self.env, f, stage, "gated"))
             c.skipped += 1
+            c.gated += 1
             await self._progress(run, stage)
             return True
         try:
@@ -193,7 +227,8 @@ class Engine(StageReporting):
         if "moved_from" in summary:
             ev.metadata = {"moved_from": summary["moved_from"]}
         try:
-            await self.writer.commit(ws.ops, [ev])
+            await self.writer.commit(ws.ops, [ev],
+                                     after=verdicts_after(self.env, f, stage, "done"))
         except DatabaseUnavailable:
             raise
         except Exception as exc:  # the database refused this result (e.g. a value too long)
@@ -213,7 +248,8 @@ class Engine(StageReporting):
     ) -> tuple[WriteSet, Summary, str, int]:
         stage = st.stage
         preferred = f.gpu if self.pool.needs_affinity else None
-        async with self.pool.slot(priority=index, preferred=preferred) as gpu:
+        capability = CAPABILITY.get(stage)
+        async with self.pool.slot(priority=index, preferred=preferred, capability=capability) as gpu:
             request_summary = {"audio": f.audio_name, "attempt": attempt, "gpu": gpu.name}
             if self.file_start_events:
                 await self.writer.post([], [self._file_event(

@@ -8,8 +8,9 @@ result commits at once (no timer adds latency). If a group fails, its items are 
 one by one, so one bad result cannot sink its neighbours.
 
 The SQL of a group (translation of field names, event numbering, the inserts) is
-cofid/store/writes.py; this module only schedules. Event ids are assigned in commit order, and events are published to the bus only
-after their transaction committed: subscribers never see an event that a crash could undo.
+cofid/store/writes.py; this module only schedules. Event ids come from the database in
+commit order (one group at a time), and events are published to the bus only after
+their transaction committed: subscribers never see an event that a crash could undo.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cofid.domain.events import Event
 from cofid.domain.ops import Op
 from cofid.engine.bus import EventBus, max_event_id
 from cofid.store.db import Database, DatabaseUnavailable
-from cofid.store.writes import EventIds, Step, commit_group
+from cofid.store.writes import AfterStep, EventIds, Step, commit_group
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class _Item:
     # A batch-level step: runs in the group's transaction and returns its events.
     step: Step | None = None
     result: list[Event] = field(default_factory=list)
+    # Derived rows written after the group's write sets, in the same transaction.
+    after: AfterStep | None = None
 
 
 class Writer:
@@ -49,17 +52,15 @@ class Writer:
         self.groups_committed = 0
         self.items_committed = 0
 
-    @property
-    def next_id(self) -> int:
-        return self._ids.next_id
-
     async def start(self) -> None:
-        self._ids.next_id = await max_event_id(self.db) + 1
-        self.bus.last_id = self._ids.next_id - 1
+        self._ids.last_id = await max_event_id(self.db)
+        self.bus.last_id = self._ids.last_id
 
-    async def commit(self, ops: list[Op], events: list[Event] | None = None) -> None:
-        """Queue a write set and wait until it is committed; raises what the commit raised."""
-        await self._wait(_Item(ops, events or [], trio.Event()))
+    async def commit(self, ops: list[Op], events: list[Event] | None = None, *,
+                     after: AfterStep | None = None) -> None:
+        """Queue a write set and wait until it is committed; raises what the commit raised.
+        `after` runs in the same transaction once the write set is written (it reads it)."""
+        await self._wait(_Item(ops, events or [], trio.Event(), after=after))
 
     async def run_step(self, step: Step) -> list[Event]:
         """Run a batch-level step (bulk SQL of its own) and commit the events it returns in

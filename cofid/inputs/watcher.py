@@ -32,16 +32,21 @@ The rules, in order:
    question set — through the service, any of its refusals but a Conflict; OSError:
    unreadable) is reported to on_error() once and left alone until
    its contents change — a different set of (name, size, mtime), so adding the missing
-   files or `touch DIR/.ready` tries it again. Any other exception ends the watcher (an
-   unreachable database makes the daemon exit; systemd restarts it).
+   files or `touch DIR/.ready` tries it again. So is an entry that cofid.service.intake
+   refuses (a name not UTF-8 or with a control character, a symlink leaving the root),
+   before the database hears of it. The daemon's on_error writes an error event (batch
+   0, stage "watcher"). Any other exception ends the watcher (an unreachable database
+   makes the daemon exit; systemd restarts it).
 9. Start-up scans every root (directories dropped while the daemon was down), then file
    events (watchfiles) and a rescan every scan_interval_s drive further scans; events
    alone miss files in just-created directories, and the quiet and settle times need a
-   re-check when they run out, which the watcher schedules itself.
+   re-check when they run out, which the watcher schedules itself. A failed watch is
+   restarted (cofid.inputs.file_events).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -53,11 +58,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from cofid.config.model import WatchConfig
-from cofid.service import batches
+from cofid.inputs.file_events import poke_on_changes
+from cofid.service import batches, intake
 from cofid.service.errors import BatchInputError, Conflict, InvalidRequest, NotFound, Precondition
 from cofid.store import batches as batch_rows
 
 if TYPE_CHECKING:
+    from cofid.engine.writer import Writer
     from cofid.service.app import App
     from cofid.service.core import Service
 
@@ -66,7 +73,7 @@ log = logging.getLogger("cofid.watcher")
 Entry = tuple[str, float, int]  # (name, mtime or last observed change, size)
 StartBatch = Callable[[Path], Awaitable[None]]
 IsKnown = Callable[[Path], Awaitable[bool]]
-OnError = Callable[[Path, str], None]
+OnError = Callable[[Path, str], Awaitable[None] | None]
 
 MARKER_SETTLE_S = 1.0
 MIN_RESCAN_S = 0.2  # between two event-driven scans
@@ -221,22 +228,9 @@ class BatchWatcher:
             stop.set()
 
     async def _events(self, stop: trio.Event) -> None:
-        roots = [r for r in self.roots if r.is_dir()]
-        if not roots:
-            return
-        try:
-            import watchfiles
-
-            # It logs every batch of changes at INFO; a 10,000-file copy would flood the log.
-            logging.getLogger("watchfiles").setLevel(logging.WARNING)
-            async for _changes in watchfiles.awatch(
-                *roots, watch_filter=None, debounce=self.debounce_ms, stop_event=stop,
-                recursive=True, ignore_permission_denied=True,
-            ):
-                self._poke.set()
-        except (ImportError, OSError, RuntimeError) as e:
-            log.warning("file events unavailable (%s); rescanning every %.1f s instead",
-                        e, self.scan_interval_s)
+        await poke_on_changes([r for r in self.roots if r.is_dir()], lambda: self._poke.set(),
+                              stop, debounce_ms=self.debounce_ms,
+                              max_backoff_s=self.scan_interval_s)
 
     # ---- scanning -----------------------------------------------------------------------
 
@@ -249,14 +243,20 @@ class BatchWatcher:
             except OSError as e:
                 if root not in self._missing_roots:
                     self._missing_roots.add(root)
-                    self._on_error(root, f"{root}: cannot watch this batch root "
-                                         f"({e.strerror or e})")
+                    await self._report(root, f"{root}: cannot watch this batch root "
+                                             f"({e.strerror or e})")
                 continue
             self._missing_roots.discard(root)
             present = {root / n for n in names}
             for d in [d for d in self._seen if d.parent == root and d not in present]:
                 self._forget(d)
             for d in sorted(present):
+                problem = await trio.to_thread.run_sync(intake.root_entry_problem, root, d.name)
+                if problem is not None:
+                    sig = frozenset[Any]({("<refused>", problem)})
+                    if self.failed.get(d) != sig:
+                        await self._reject(d, sig, f"{intake.shown(str(d))}: {problem}")
+                    continue
                 await self._evaluate(d)
 
     def _forget(self, d: Path) -> None:
@@ -281,7 +281,8 @@ class BatchWatcher:
         except OSError as e:
             sig: frozenset[Any] = frozenset({("<unreadable>", e.errno)})
             if self.failed.get(d) != sig:
-                self._reject(d, sig, f"{d}: cannot read the directory ({e.strerror or e})")
+                await self._reject(d, sig, f"{d}: cannot read the directory "
+                                           f"({e.strerror or e})")
             return
         now = self._clock()
         entries = self._observe(d, listing, now)
@@ -306,7 +307,7 @@ class BatchWatcher:
         try:
             await self._start_batch(d)
         except self._rejects as e:
-            self._reject(d, sig, str(e))
+            await self._reject(d, sig, str(e))
             return
         log.info("batch directory %s started", d)
         self._mark_done(d)
@@ -329,18 +330,25 @@ class BatchWatcher:
         self.done.add(d)
         self._forget(d)
 
-    def _reject(self, d: Path, sig: frozenset[Any], message: str) -> None:
+    async def _reject(self, d: Path, sig: frozenset[Any], message: str) -> None:
         self.failed[d] = sig
         self._due.pop(d, None)
-        log.warning("batch directory %s not started: %s", d, message)
-        self._on_error(d, message)
+        log.warning("batch directory %s not started: %s", intake.shown(str(d), 400), message)
+        await self._report(d, message)
+
+    async def _report(self, d: Path, message: str) -> None:
+        reported = self._on_error(d, message)
+        if inspect.isawaitable(reported):
+            await reported
 
 
 # ---- wiring --------------------------------------------------------------------------------
 
 
-def _already_logged(d: Path, message: str) -> None:
-    """The default on_error: the warning BatchWatcher logs is all there is."""
+def error_events(writer: Writer) -> OnError:
+    """The daemon's on_error: an error event (batch 0, stage "watcher") for each refusal,
+    through the writer (batchExecutionLog, WatchEvents)."""
+    return lambda d, message: writer.post([], [intake.refused_directory_event(d, message)])
 
 
 def watcher_for_app(app: App, *, spawn: Callable[..., None] | None = None,
@@ -358,7 +366,7 @@ def watcher_for_app(app: App, *, spawn: Callable[..., None] | None = None,
         return await app.db.read(lambda c: batch_rows.by_source(c, key)) is not None
 
     return BatchWatcher.from_config(app.cfg.watch, start_batch=start_batch, is_known=is_known,
-                                    on_error=on_error or _already_logged)
+                                    on_error=on_error or error_events(app.writer))
 
 
 def watcher_for_service(service: Service, *, on_error: OnError | None = None) -> BatchWatcher:
@@ -384,5 +392,6 @@ def watcher_for_service(service: Service, *, on_error: OnError | None = None) ->
         return await service.app.db.read(lambda c: batch_rows.by_source(c, key)) is not None
 
     return BatchWatcher.from_config(service.cfg.watch, start_batch=start_batch,
-                                    is_known=is_known, on_error=on_error or _already_logged,
+                                    is_known=is_known,
+                                    on_error=on_error or error_events(service.app.writer),
                                     rejects=(InvalidRequest, NotFound, Precondition, OSError))

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from cofid.domain import csv_ingest
-from cofid.domain.events import Event
-from cofid.domain.model import FILE_STAGES, EventStatus, EventType, Stage
-from cofid.domain.pipeline import FileState, overall_status
+from cofid.domain.events import Event, batch_status_event, stage_outcome
+from cofid.domain.model import FILE_STAGES, BatchState, EventStatus, EventType, Stage
+from cofid.domain.pipeline import FileState, status_walk
 from cofid.domain.questions import QuestionSet
 from cofid.domain.triaging import CallWindow, TradeKey, TriagingRule, map_trades
 from cofid.engine.plan_run import PlanRun
+from cofid.plans.feed_order import feed_order
 from cofid.stages.llm2 import no_trade_answer_rows
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -47,6 +49,9 @@ class BatchInput:
     call_rows: csv_ingest.ParsedCsv[csv_ingest.CallMetaRow] | None = None
     trade_rows: csv_ingest.ParsedCsv[csv_ingest.TradeRow] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Entries refused at intake (cofid.service.intake): (name, reason), reported as error
+    # events with the distribution; the other files make the batch.
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 class BatchPipelineSwitches(Protocol):
@@ -73,6 +78,8 @@ class BatchView(Protocol):
 
     @property
     def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
     @property
     def total_files(self) -> int: ...
     @property
@@ -107,17 +114,9 @@ def file_stages(enabled: tuple[Stage, ...]) -> tuple[Stage, ...]:
 # ---- batch-level steps ---------------------------------------------------------------
 
 
-CRITICAL_SHARE = 0.1
-
-
 def distribution_order(audio: list[Path], total_slots: int) -> list[Path]:
-    """The order files flow in (fileDistribution order), by size as a proxy for duration.
-
-    Shortest first minimizes the mean time to a finished call, but a long call fed last
-    ends the batch late. So calls long enough to shape the end of the batch — larger than
-    CRITICAL_SHARE of one slot's fair share of the whole batch — start first, largest
-    first; the rest follow shortest first. (bench/schedule, seed 7: see the README.)
-    """
+    """The order files flow in (fileDistribution order): by latest start time, shortest
+    first, with size as a proxy for duration (cofid.plans.feed_order argues it)."""
 
     def size(p: Path) -> int:
         try:
@@ -125,30 +124,63 @@ def distribution_order(audio: list[Path], total_slots: int) -> list[Path]:
         except OSError:
             return 0
 
-    sized = [(size(p), p.name, p) for p in audio]
-    share = sum(s for s, _n, _p in sized) / max(1, total_slots)
-    critical = sorted((x for x in sized if x[0] > CRITICAL_SHARE * share), key=lambda x: (-x[0], x[1]))
-    rest = sorted((x for x in sized if x[0] <= CRITICAL_SHARE * share), key=lambda x: (x[0], x[1]))
-    return [p for _s, _n, p in critical + rest]
+    return [audio[i] for i in feed_order([(size(p), p.name) for p in audio], total_slots)]
 
 
 @dataclass(frozen=True)
 class Distribution:
-    """Step 2: (audio name, path, gpu) per file, in distribution order, and its event."""
+    """Step 2: (audio name, path, gpu) per file, in distribution order, the files refused
+    (audio name, reason: they get a processing_logs row and no call), and the events."""
 
     files: list[tuple[str, str, str]]
     events: list[Event]
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _unreadable(p: Path) -> str | None:
+    """Why a file cannot be distributed (gone or unreadable since the directory was
+    read), or None."""
+    try:
+        with p.open("rb"):
+            return None
+    except OSError as exc:
+        return f"{p.name}: cannot be read ({exc.strerror or type(exc).__name__})"
 
 
 def distribution(batch_id: int, bi: BatchInput, gpu_for_file: Callable[[], str],
-                 total_slots: int = 1) -> Distribution:
+                 total_slots: int = 1, *, file_start_events: bool = True) -> Distribution:
+    """Step 2 (batch) / Step 3 (upload): stage_start, then per file file_start (unless
+    switched off, as the engine's) and file_complete, or an error event for a file that
+    cannot be read, then stage_complete (cofid.domain.events.stage_outcome)."""
+    stage = Stage.FILE_DISTRIBUTION
     ordered = distribution_order(bi.audio, total_slots)
-    files = [(p.name, str(p.resolve()), gpu_for_file()) for p in ordered]
-    return Distribution(files, [
-        Event(batch_id=batch_id, stage=Stage.FILE_DISTRIBUTION, event_type=EventType.STAGE_COMPLETE,
-              status=EventStatus.SUCCESS, total_files=len(files), processed_files=len(files),
-              metadata={"gpus": _count_by_gpu(files)})
-    ])
+    total = len(ordered)
+    events = [Event(batch_id=batch_id, stage=stage, event_type=EventType.STAGE_START,
+                    status=EventStatus.PROCESSING, total_files=total, processed_files=0)]
+    files: list[tuple[str, str, str]] = []
+    refused: list[tuple[str, str]] = []
+    for p in ordered:
+        why = _unreadable(p)
+        gpu = None if why else gpu_for_file()
+        if file_start_events:
+            events.append(Event(batch_id=batch_id, stage=stage, event_type=EventType.FILE_START,
+                                status=EventStatus.PROCESSING, file_name=p.name, gpu=gpu,
+                                payload={"audio": p.name, "gpu": gpu}))
+        if why is not None or gpu is None:
+            refused.append((p.name, why or ""))
+            events.append(Event(batch_id=batch_id, stage=stage, event_type=EventType.ERROR,
+                                status=EventStatus.FAILED, file_name=p.name, error_message=why))
+            continue
+        files.append((p.name, str(p.resolve()), gpu))
+        events.append(Event(batch_id=batch_id, stage=stage, event_type=EventType.FILE_COMPLETE,
+                            status=EventStatus.SUCCESS, file_name=p.name, gpu=gpu))
+    events.append(Event(
+        batch_id=batch_id, stage=stage, event_type=EventType.STAGE_COMPLETE,
+        status=stage_outcome(len(files), len(refused)), total_files=total,
+        processed_files=total,
+        metadata={"done": len(files), "failed": len(refused), "skipped": 0,
+                  "gpus": _count_by_gpu(files)}))
+    return Distribution(files, events, refused)
 
 
 def _count_by_gpu(files: Sequence[tuple[str, str, str]]) -> dict[str, int]:
@@ -159,14 +191,15 @@ def _count_by_gpu(files: Sequence[tuple[str, str, str]]) -> dict[str, int]:
 
 
 def csv_event(batch_id: int, stage: Stage, parsed: csv_ingest.ParsedCsv[Any]) -> Event:
-    """Steps 3–4: what ingesting a metadata CSV reports."""
+    """Steps 3–4: what ingesting a metadata CSV reports (a refused row makes it partial,
+    not failed: cofid.domain.events.stage_outcome)."""
+    ok, bad = len(parsed.rows), len(parsed.errors)
     return Event(
         batch_id=batch_id, stage=stage, event_type=EventType.STAGE_COMPLETE,
-        status=EventStatus.SUCCESS if not parsed.errors else EventStatus.FAILED,
-        total_files=len(parsed.rows) + len(parsed.errors), processed_files=len(parsed.rows),
-        error_message=(f"{len(parsed.errors)} row(s) refused; first: line {parsed.errors[0].line}: "
+        status=stage_outcome(ok, bad), total_files=ok + bad, processed_files=ok + bad,
+        error_message=(f"{bad} row(s) refused; first: line {parsed.errors[0].line}: "
                        f"{parsed.errors[0].message}") if parsed.errors else None,
-        metadata={"rows": len(parsed.rows), "errors": len(parsed.errors)},
+        metadata={"rows": ok, "errors": bad},
     )
 
 
@@ -213,17 +246,25 @@ def batch_run(batch: BatchView, load_page: LoadPage, *, kind: str = "batch") -> 
         load_page=load_page,
         update_batch=True,
         batch_statuses=dict(batch.statuses),
+        batch_status=batch.status,
         enabled=enabled,
     )
 
 
-def today() -> date:
-    return date.today()
+def business_day(zone: str, now_utc: datetime) -> date:
+    """batchDate: the day it is in the business's zone (stages.default_zone) at
+    `now_utc`, not the cofid host's local date."""
+    return now_utc.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).date()
 
 
-def batch_state(batch: BatchView) -> str:
-    """batchStatus.status for a batch, from its stage statuses and frozen plan."""
-    return overall_status(batch.statuses, enabled_stages(batch.pipeline))
+def batch_walk(batch: BatchView, *, to_completed: bool = False) -> list[BatchState]:
+    """The batchStatus.status values a batch takes next, in order (domain.pipeline rule
+    8), from its stage statuses and frozen plan; 'Completed' only at the run's end."""
+    return status_walk(batch.status, batch.statuses, enabled_stages(batch.pipeline),
+                       to_completed=to_completed)
+
+
+status_event = batch_status_event  # batchStatus.status took a value of its walk
 
 
 def finished_event(batch_id: int, status: str, total_files: int, failed: int) -> Event:
@@ -232,5 +273,5 @@ def finished_event(batch_id: int, status: str, total_files: int, failed: int) ->
         batch_id=batch_id, stage="pipeline", event_type="info",
         status="success" if status == "Completed" else "processing",
         total_files=total_files, processed_files=total_files,
-        metadata={"status": status, "failed_files": failed},
+        metadata={"status": status, "batch_status": status, "failed_files": failed},
     )

@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from cofid.backends.factory import build_hosts
+from cofid.backends.probe import ProbeResult
 from cofid.config import Config
 from cofid.domain.questions import QuestionSet
 from cofid.engine.bus import EventBus
@@ -29,6 +30,7 @@ from cofid.plans.batch import BatchInput
 from cofid.service import batches
 from cofid.service.errors import UnknownQuestionSet
 from cofid.service.reservations import CallReservations
+from cofid.service.start_probe import mark_unusable
 from cofid.stages.base import StageEnv
 from cofid.store import repo
 from cofid.store.db import Database
@@ -50,12 +52,12 @@ class App:
     @property
     def busy_calls(self) -> set[int]:
         """Calls some task (a reaudit) is working on."""
-        return self.reservations.calls
+        return set(self.reservations.calls)
 
     @property
     def busy_batches(self) -> set[int]:
         """Batches with a running plan."""
-        return self.reservations.batches
+        return set(self.reservations.batches)
 
     def question_set_for(self, process_id: int, category_mapping_id: int) -> QuestionSet:
         qs = self.cfg.question_set(process_id, category_mapping_id)
@@ -71,7 +73,7 @@ class App:
 
     @property
     def total_slots(self) -> int:
-        return sum(g.slots for g in self.pool.gpus)
+        return sum(g.total_slots for g in self.pool.gpus)
 
     def next_gpu(self) -> str:
         return self.pool.round_robin().name
@@ -107,6 +109,7 @@ def stage_env(cfg: Config) -> StageEnv:
         min_duration_s=cfg.stages.min_duration_s,
         allowed_languages=cfg.stages.allowed_languages,
         templates=dict(cfg.audit.prompts) or None,
+        verdict_rules=cfg.stages.verdicts.rules(),
     )
 
 
@@ -123,14 +126,18 @@ def _build_engine(cfg: Config, app: App, seed: int | None) -> Engine:
 
 
 def build_gpus(cfg: Config, *, clock: Callable[[], float]) -> list[Gpu]:
-    """The engine's GPUs: one per configured host (the CPU when nothing is remote)."""
-    return [Gpu(h.name, h.slots, h.backends, h.breaker) for h in build_hosts(cfg, clock=clock)]
+    """The engine's GPUs: one per configured host (the CPU when nothing is remote), with a
+    lane of slots per capability server the host names besides its main `url`."""
+    return [Gpu(h.name, h.slots, h.backends, h.breaker, lanes=dict(h.lanes), lane_of=dict(h.lane_of))
+            for h in build_hosts(cfg, clock=clock)]
 
 
 @asynccontextmanager
 async def open_app(cfg: Config, *, gpus: Sequence[Gpu] | None = None, inline_db: bool = False,
-                   seed: int | None = None) -> AsyncIterator[App]:
-    """Migrate, build and start everything; on exit drain the writer and close backends."""
+                   seed: int | None = None,
+                   probe_results: Sequence[ProbeResult] = ()) -> AsyncIterator[App]:
+    """Migrate, build and start everything; on exit drain the writer and close backends.
+    `probe_results` (the start probe's, cofid.backends.probe) mark failing hosts unhealthy."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(
         cfg.database_url,
@@ -161,6 +168,7 @@ async def open_app(cfg: Config, *, gpus: Sequence[Gpu] | None = None, inline_db:
             engine: Any = None  # the engine needs the App's question_set_for
             app = App(cfg, db, bus, writer, pool, engine, nursery)
             app.engine = _build_engine(cfg, app, seed)
+            app.engine.start_problems = mark_unusable(gpu_list, probe_results)
             try:
                 yield app
             finally:

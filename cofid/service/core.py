@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 import trio
 
-from cofid.service import batches, reaudit, resume, uploads
+from cofid.engine.plan_run import PlanRun
+from cofid.service import batches, cancel, reaudit, resume, uploads
 from cofid.service.app import App
 from cofid.service.batches import TaskRef
 from cofid.service.reaudit import ReauditAccepted
@@ -50,9 +51,14 @@ class Service:
         self.tasks = TaskRegistry(app.db)
         self.runner = TaskRunner(self.tasks, nursery, app.runs)
         self.runner.on_done.append(self._forget_directory)
+        self.runner.on_cancelled.append(self._record_cancel)
         self.events: EventStreams = events if events is not None else NoEventStreams()
         self.starting_dirs: dict[str, str] = {}  # directory -> task id
         self.uploading_names: set[str] = set()
+        self.uploading_tasks: set[str] = set()  # task ids of keyed uploads being received
+
+    async def _record_cancel(self, rec: TaskRecord, run: PlanRun | None) -> None:
+        await cancel.record_cancel(self, rec, run)
 
     def _forget_directory(self, rec: TaskRecord) -> None:
         for d, tid in list(self.starting_dirs.items()):
@@ -69,8 +75,12 @@ class Service:
                              category_mapping_id: int) -> None:
         await uploads.reserve_upload(self, names, replace, process_id, category_mapping_id)
 
-    async def release_upload(self, names: list[str]) -> None:
-        await uploads.release_upload(self, names)
+    async def release_upload(self, names: list[str], task_id: str = "") -> None:
+        await uploads.release_upload(self, names, task_id)
+
+    async def replay_or_claim_upload(self, task_id: str, request: dict[str, Any]
+                                     ) -> uploads.UploadReplay | None:
+        return await uploads.replay_or_claim(self, task_id, request)
 
     async def finish_upload(self, task_id: str, paths: list[str], process_id: int,
                             category_mapping_id: int, request: dict[str, Any]) -> int:
@@ -85,6 +95,15 @@ class Service:
 
     async def cancel_task(self, task_id: str) -> TaskView:
         return await self.runner.cancel(task_id)
+
+    async def resume_task(self, task_id: str) -> TaskRef:
+        return await resume.resume_task(self, task_id)
+
+    async def list_tasks(self, states: tuple[str, ...], kinds: tuple[str, ...], limit: int,
+                         after: tuple[Any, str] | None) -> tuple[list[TaskView], bool]:
+        """ListTasks: a page of tasks newest first, each as GetTask shows it."""
+        recs, more = await self.tasks.page(states, kinds, limit, after)
+        return [self.runner.view(r) for r in recs], more
 
     async def resume_unfinished(self) -> list[int]:
         return await resume.resume_unfinished(self)

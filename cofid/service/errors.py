@@ -82,14 +82,18 @@ class ReauditRequestError(InvalidRequest, DomainReauditRequestError):
 
 
 class CallsBusy(Precondition):
-    """A reaudit names calls another task is working on (one owner per call)."""
+    """A reaudit or a batch run names calls another task is working on (one owner per
+    call, cofid.service.reservations); the message names each call's holder."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], holders: dict[str, str] | None = None) -> None:
+        holders = holders or {}
+        shown = [f"{n} ({holders[n]})" if n in holders else n for n in sorted(names)[:20]]
         super().__init__(
-            "calls are being processed by another task: " + ", ".join(sorted(names)[:20])
+            "calls are being processed by another task: " + ", ".join(shown)
             + (f" and {len(names) - 20} more" if len(names) > 20 else "")
         )
         self.names = names
+        self.holders = holders
 
 
 class NoMatchingCalls(NotFound):
@@ -110,3 +114,7 @@ class TaskNotFound(NotFound):
 
 class TaskFinished(Precondition):
     """CancelTask on a task that already completed or failed."""
+
+
+class NotResumable(Precondition):
+    """ResumeTask on a task that is not cancelled, or whose batch cannot be resumed."""

@@ -11,15 +11,21 @@ Restart rule (applied by :meth:`TaskRegistry.recover` when the daemon starts):
 * a ``batch`` or ``upload`` task found ``queued``/``running`` whose batch row exists and
   is not Completed stays ``running``: the daemon resumes every unfinished batch at start
   and re-attaches the task to that run, so it completes as if nothing happened;
-* every other task found ``queued``/``running`` (a reaudit — its calls were reset and
-  may be half re-processed; run the reaudit again — or an upload/batch task whose batch
-  row was never created) is marked ``failed`` with error "interrupted by a daemon
-  restart";
-* an unfinished batch whose newest task was ``cancelled`` is not resumed (StartBatch on
-  the same directory resumes it).
+* a ``reaudit`` task found ``queued``/``running`` stays ``running`` and is resumed
+  (cofid.plans.reaudit step 6: the chosen stages, for the recorded calls not yet done),
+  then ends with its closing event like an uninterrupted one;
+* a ``batch`` task whose row names no batch but whose directory became one (killed
+  between the two commits) is given that batch and follows the first rule;
+* an upload/batch task whose batch row was never created is marked ``failed`` with
+  error "interrupted by a daemon restart";
+* an unfinished batch whose newest task was ``cancelled`` is not resumed (ResumeTask, or
+  StartBatch on the same directory, resumes it).
 
-A task interrupted by shutdown: a batch or upload resumes at the next start (its task
-stays running); a reaudit is marked failed (run it again).
+A task interrupted by shutdown resumes at the next start (its task stays running).
+
+Cancel rule: a cancelled task's row says ``cancelled`` ("cancelled by request"), and the
+hooks in :attr:`TaskRunner.on_cancelled` record it in the tables before the row does
+(cofid.service.cancel: batchStatus and a closing event).
 """
 
 from __future__ import annotations
@@ -40,9 +46,9 @@ from cofid.store.tasks import TaskRecord
 from cofid.store.types import Connection
 from cofid.store.writes import utcnow
 
-__all__ = ["ACTIVE", "CANCELLED", "COMPLETED", "FAILED", "FINAL", "INTERRUPTED", "KINDS",
-           "QUEUED", "RUNNING", "LiveTask", "TaskRecord", "TaskRegistry", "TaskRunner",
-           "TaskView", "run_result"]
+__all__ = ["ACTIVE", "CANCELLED", "CANCELLED_BY_REQUEST", "COMPLETED", "FAILED", "FINAL",
+           "INTERRUPTED", "KINDS", "QUEUED", "RUNNING", "LiveTask", "TaskRecord",
+           "TaskRegistry", "TaskRunner", "TaskView", "run_result"]
 
 log = logging.getLogger("cofid.service")
 
@@ -53,7 +59,6 @@ ACTIVE = (QUEUED, RUNNING)
 FINAL = (COMPLETED, FAILED, CANCELLED)
 INTERRUPTED = "interrupted by a daemon restart"
 CANCELLED_BY_REQUEST = "cancelled by request"
-SHUTDOWN_REAUDIT = "interrupted by daemon shutdown; run the reaudit again"
 
 
 @dataclass
@@ -74,6 +79,7 @@ class TaskView:
     record: TaskRecord
     stages: list[dict[str, Any]]
     failures: list[dict[str, Any]]
+    left_alone: list[dict[str, Any]] = field(default_factory=list)  # a reaudit's
 
 
 def run_result(run: PlanRun | None) -> dict[str, Any]:
@@ -89,6 +95,7 @@ def run_result(run: PlanRun | None) -> dict[str, Any]:
         "failures": [{"audio_name": a, "stage": str(s), "error": e}
                      for a, s, e in run.failures[-1000:]],
         "draining": run.draining,
+        **run.extra,
     }
 
 
@@ -114,9 +121,19 @@ class TaskRegistry:
     async def create(self, kind: str, request: dict[str, Any], *, batch_id: int | None = None,
                      task_id: str | None = None, state: str = QUEUED) -> TaskRecord:
         rec = self.new_record(kind, request, batch_id=batch_id, task_id=task_id, state=state)
+        await self.add(rec)
+        return rec
+
+    async def add(self, rec: TaskRecord) -> None:
+        """Insert a record made by new_record and give it its live side."""
         await self.db.write(lambda conn: task_rows.insert(conn, rec))
         self.live[rec.id] = LiveTask()
-        return rec
+
+    async def page(self, states: tuple[str, ...], kinds: tuple[str, ...], limit: int,
+                   after: tuple[Any, str] | None) -> tuple[list[TaskRecord], bool]:
+        """Tasks newest first, filtered; (page, whether more follow)."""
+        return await self.db.read(
+            lambda conn: task_rows.page(conn, states, kinds, limit, after))
 
     async def update(self, task_id: str, **values: Any) -> None:
         """Set any of state, batch_id, result, error (and updated_at)."""
@@ -144,9 +161,18 @@ class TaskRegistry:
             now = utcnow()
             for r in task_rows.in_states(conn, ACTIVE):
                 status = None
+                directory = r.request.get("directory")
+                if r.batch_id is None and r.kind == "batch" and directory:
+                    # Killed after its batch row committed, before the task row named it.
+                    r.batch_id = task_rows.batch_of_directory(conn, str(directory))
+                    if r.batch_id is not None:
+                        task_rows.update(conn, r.id, {"batch_id": r.batch_id})
                 if r.kind in ("batch", "upload") and r.batch_id is not None:
                     status = task_rows.batch_status_of(conn, r.batch_id)
-                if status == "Completed":
+                if r.kind == "reaudit":
+                    task_rows.update(conn, r.id, {"state": RUNNING, "updated_at": now})
+                    kept += 1
+                elif status == "Completed":
                     # The batch committed Completed and the daemon died before the task
                     # row followed: the work is done, the task is too.
                     task_rows.update(conn, r.id, {"state": COMPLETED, "updated_at": now})
@@ -175,6 +201,8 @@ class TaskRunner:
         self.nursery = nursery
         self.runs = runs  # the App's running plans by batch id (a batch task's live run)
         self.on_done: list[Callable[[TaskRecord], None]] = []
+        # Run (shielded) when a task is cancelled, before its row says so.
+        self.on_cancelled: list[Callable[[TaskRecord, PlanRun | None], Awaitable[None]]] = []
 
     def spawn(self, rec: TaskRecord, body: TaskBody) -> LiveTask:
         live = self.registry.live.setdefault(rec.id, LiveTask())
@@ -189,14 +217,14 @@ class TaskRunner:
                 await tasks.update(rec.id, state=RUNNING)
                 run = await body(live)
             if live.cancelled_by_user:
-                await tasks.update(rec.id, state=CANCELLED, result=run_result(live.run),
-                                   error=CANCELLED_BY_REQUEST)
+                await self._record_cancel(rec, live.run)
+                # Without a run the row keeps its result (a reaudit's record of its calls,
+                # which ResumeTask reads).
+                kept = {"result": run_result(live.run)} if live.run is not None else {}
+                await tasks.update(rec.id, state=CANCELLED, error=CANCELLED_BY_REQUEST, **kept)
             elif live.scope.cancelled_caught or (run is not None and run.draining):
-                # Shutdown: a batch/upload resumes at the next start; a reaudit does not.
-                if rec.kind == "reaudit":
-                    await tasks.update(rec.id, state=FAILED, result=run_result(live.run),
-                                       error=SHUTDOWN_REAUDIT)
-                else:
+                # Shutdown: the task stays running and resumes at the next start.
+                if live.run is not None:
                     await tasks.update(rec.id, result=run_result(live.run))
             else:
                 await tasks.update(rec.id, state=COMPLETED, result=run_result(run))
@@ -210,6 +238,11 @@ class TaskRunner:
             for hook in self.on_done:
                 hook(rec)
 
+    async def _record_cancel(self, rec: TaskRecord, run: PlanRun | None) -> None:
+        with trio.CancelScope(shield=True):
+            for hook in self.on_cancelled:
+                await hook(rec, run)
+
     # ---- GetTask / CancelTask ---------------------------------------------------------
 
     def view(self, rec: TaskRecord) -> TaskView:
@@ -221,7 +254,10 @@ class TaskRunner:
             res = run_result(run)
         else:
             res = rec.result or {"stages": [], "failures": []}
-        return TaskView(rec, list(res.get("stages", [])), list(res.get("failures", [])))
+        if "left_alone" not in res and rec.result:  # a reaudit not yet in its run
+            res = {**res, "left_alone": rec.result.get("left_alone", [])}
+        return TaskView(rec, list(res.get("stages", [])), list(res.get("failures", [])),
+                        list(res.get("left_alone", [])))
 
     async def get(self, task_id: str) -> TaskView:
         rec = await self.registry.get(task_id)
@@ -244,6 +280,7 @@ class TaskRunner:
             live.scope.cancel()
             await live.done.wait()
         else:
+            await self._record_cancel(rec, None)
             await tasks.update(task_id, state=CANCELLED, error=CANCELLED_BY_REQUEST)
         rec = await tasks.get(task_id)
         if rec is None:

@@ -14,11 +14,22 @@ application decides:
 
 ``replace`` lets a name uploaded before be uploaded again as a new batch; the earlier
 batch's file stays where it is (its rows refer to it).
+
+Idempotency: a client may name its upload with an idempotency key (1–128 characters of
+letters, digits and ``._:-``). The task id is derived from the key (:func:`task_id_for_key`,
+a UUID5), so the batch, its task and the key commit in the one transaction of step 2.
+:func:`replay_or_claim` runs before step 1: a key whose task exists answers with that
+task's reply (task id, batch id, names) and nothing new is stored — the retry after a lost
+reply gets the first result, with or without ``replace``; the same key for other files
+or ids, or while the first upload with it is still streaming, is an UploadConflict.
 """
 
 from __future__ import annotations
 
+import string
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +39,11 @@ from cofid.plans import upload as upload_plan
 from cofid.service import batches
 from cofid.service.batches import batch_task_body, retry_unique
 from cofid.service.context import AppContext, ServiceContext
-from cofid.service.errors import UnknownQuestionSet, UploadConflict
+from cofid.service.errors import InvalidRequest, UnknownQuestionSet, UploadConflict
 from cofid.service.tasks import LiveTask
 from cofid.store import batches as batch_rows
 from cofid.store.types import Connection
+from cofid.store.writes import utcnow
 
 AlsoInTransaction = Callable[[Connection, int], None]
 
@@ -49,10 +61,13 @@ async def prepare_upload(app: AppContext, stored: list[Path], process_id: int,
 
     def step(conn: Connection) -> list[Event]:
         batch_id = batch_rows.create(
-            conn, batch_date=bp.today(), source="upload", source_dir=str(stored[0].parent),
+            conn, batch_date=bp.business_day(app.cfg.stages.default_zone, utcnow()),
+            source="upload", source_dir=str(stored[0].parent),
             process_id=process_id, category_mapping_id=category_mapping_id, pipeline=pipeline,
         )
-        events = batches.distribution_step(conn, batch_id, bi, app.next_gpu, app.total_slots)
+        events = batches.distribution_step(conn, batch_id, bi, app.next_gpu, app.total_slots,
+                                           file_start_events=app.cfg.stages.file_start_events)
+        events += batches.walk_status(conn, batch_id)
         if also is not None:
             also(conn, batch_id)
         created[:] = [batch_id]
@@ -80,8 +95,55 @@ async def reserve_upload(svc: ServiceContext, names: list[str], replace: bool, p
     svc.uploading_names |= set(names)
 
 
-async def release_upload(svc: ServiceContext, names: list[str]) -> None:
+async def release_upload(svc: ServiceContext, names: list[str], task_id: str = "") -> None:
     svc.uploading_names -= set(names)
+    svc.uploading_tasks.discard(task_id)
+
+
+# A fixed namespace: the same key gives the same task id on every daemon and every start.
+KEY_NAMESPACE = uuid.UUID("6f1c5a52-9a43-4d2e-8a3e-2c6b8f0d4e17")
+KEY_CHARS = frozenset(string.ascii_letters + string.digits + "._:-")
+MAX_KEY_CHARS = 128
+
+
+@dataclass(frozen=True)
+class UploadReplay:
+    """The reply of the upload a key named first."""
+
+    task_id: str
+    batch_id: int
+    names: list[str]
+
+
+def check_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_KEY_CHARS or not set(key) <= KEY_CHARS:
+        raise InvalidRequest(f"idempotency_key must be 1–{MAX_KEY_CHARS} characters of "
+                             f"letters, digits and ._:- (got {len(key)} characters)")
+
+
+def task_id_for_key(key: str) -> str:
+    check_key(key)
+    return str(uuid.uuid5(KEY_NAMESPACE, key))
+
+
+async def replay_or_claim(svc: ServiceContext, task_id: str, request: dict[str, Any]
+                          ) -> UploadReplay | None:
+    """The first reply for this key's task, or None after claiming the key for this
+    upload (released by release_upload); UploadConflict as the module docstring says."""
+    if task_id in svc.uploading_tasks:
+        raise UploadConflict("an upload with this idempotency_key is being received right "
+                             "now; retry once it ended")
+    rec = await svc.tasks.get(task_id)
+    if rec is None:
+        svc.uploading_tasks.add(task_id)
+        return None
+    same = all(rec.request.get(k) == request.get(k)
+               for k in ("process_id", "category_mapping_id", "files"))
+    if rec.kind != "upload" or not same:
+        raise UploadConflict(f"idempotency_key was used for a different upload (task "
+                             f"{task_id}); use a new key")
+    return UploadReplay(task_id, rec.batch_id or 0,
+                        [str(f["name"]) for f in rec.request.get("files", [])])
 
 
 async def finish_upload(svc: ServiceContext, task_id: str, paths: list[str], process_id: int,
@@ -98,6 +160,7 @@ async def finish_upload(svc: ServiceContext, task_id: str, paths: list[str], pro
     batch_id = await prepare_upload(svc.app, [Path(p) for p in paths], process_id,
                                     category_mapping_id, also=register)
     svc.tasks.live[rec.id] = LiveTask()
+    svc.app.reservations.hold_batch(batch_id, rec.id, "upload")  # a new batch: nobody else
     svc.runner.spawn(rec, lambda live: batch_task_body(svc, rec, live, directory=None,
                                                        batch_id=batch_id))
     return batch_id

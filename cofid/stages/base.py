@@ -20,7 +20,7 @@ and reaudits come in.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from cofid.backends.base import Backends
@@ -28,6 +28,7 @@ from cofid.domain.model import Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import STAGES, FileState
 from cofid.domain.questions import QuestionSet
+from cofid.domain.verdict_fields import VerdictRules
 
 Ctx = TypeVar("Ctx")
 Result = TypeVar("Result")
@@ -43,6 +44,8 @@ class StageEnv:
     min_duration_s: float
     allowed_languages: tuple[str, ...]
     templates: dict[str, str] | None
+    # The trade verdict's knobs ([stages.verdicts]; cofid.domain.verdict_fields defaults).
+    verdict_rules: VerdictRules = field(default_factory=VerdictRules)
 
 
 class StageInputs(Protocol):

@@ -123,10 +123,18 @@ def uploaded_names(conn: Connection, names: Sequence[str]) -> set[str]:
 
 
 def distribute(conn: Connection, batch_id: int, files: Sequence[tuple[str, str, str]], *,
-               process_id: int, category_mapping_id: int) -> None:
-    """Step 2: fileDistribution and call rows for (audio name, path, gpu) each."""
+               process_id: int, category_mapping_id: int,
+               refused: Sequence[tuple[str, str]] = ()) -> None:
+    """Step 2: fileDistribution and call rows for (audio name, path, gpu) each, and a
+    processing_logs row for each file refused (audio name, reason)."""
     repo.distribute(conn, batch_id, files, process_id=process_id,
                     category_mapping_id=category_mapping_id)
+    insert_rows(conn, t.processing_logs, [
+        {"batch_id": batch_id, "call_id": None, "file_name": name,
+         "stage_name": Stage.FILE_DISTRIBUTION.value, "status": "failed", "attempt": 1,
+         "error_message": reason[:4000], "details": None, "duration_ms": None}
+        for name, reason in refused
+    ])
 
 
 def _row_error_logs(batch_id: int, stage: str, file_name: str,
@@ -183,6 +191,10 @@ class TriagingInput:
 
 def triaging_input(conn: Connection, batch_id: int) -> TriagingInput:
     cm, tm, c = t.call_metadata, t.trade_metadata, t.call
+    # No duration_s: triaging runs before LID, which is what measures call.audioDuration
+    # (0 until then). Passing it only when known would map a resumed or reaudited batch
+    # differently from a straight run; a call without an end time is cut at the client's
+    # next call or lasts the rule's assumed_duration_s (cofid.domain.triaging rule 2).
     calls = [
         CallWindow(r.audioName, r.clientCode, r.callStartTime, r.callEndTime)
         for r in conn.execute(sa.select(cm).where(cm.c.batchId == batch_id))

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from cofid.domain.ops import Delete, Insert, Op
 from cofid.store import tables as t
+from cofid.store.disk_full import is_disk_full
+from cofid.store.disk_full import reason as disk_full_reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,7 +69,7 @@ def create_engine(url: str, *, pool_size: int = 5, connect_timeout_s: float = 10
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
@@ -76,6 +78,23 @@ def create_engine(url: str, *, pool_size: int = 5, connect_timeout_s: float = 10
         isolation_level="READ COMMITTED",
         connect_args={"connect_timeout": int(connect_timeout_s), "charset": "utf8mb4"},
     )
+    pin_utc(engine)
+    return engine
+
+
+def pin_utc(engine: Engine) -> None:
+    """The one clock on MySQL/MariaDB: every connection's session zone is UTC, so NOW(),
+    CURRENT_TIMESTAMP and TIMESTAMP columns agree with the UTC values cofid writes
+    whatever the server's default-time-zone (an Indian site runs +05:30). cofid writes
+    every timestamp itself as well; this covers SQL that asks the server for the time."""
+    if engine.dialect.name != "mysql":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _utc_session(dbapi_conn, _record):  # pragma: no cover - trivial
+        cur = dbapi_conn.cursor()
+        cur.execute("SET time_zone = '+00:00'")
+        cur.close()
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -126,12 +145,36 @@ class Database:
         wait_s = self.unavailable_retry_s if retry_s is None else retry_s
         deadline = time.monotonic() + wait_s
         delay = 0.2
+        full_since: float | None = None
+        last_said = 0.0
         while True:
             try:
                 if self.inline:
-                    return fn(*args)
-                return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+                    result = fn(*args)
+                else:
+                    result = await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+                if full_since is not None:
+                    log.warning("database storage has space again after %.0f s; continuing",
+                                time.monotonic() - full_since)
+                return result
             except Exception as exc:
+                if is_disk_full(exc):
+                    # No deadline: space comes back when someone frees it, and exiting
+                    # would only restart the daemon into the same full disk (see
+                    # cofid.store.disk_full). Said at once, then once a minute.
+                    now = time.monotonic()
+                    if full_since is None or now - last_said >= 60:
+                        msg = (f"database storage is full ({disk_full_reason(exc)}); "
+                               f"waiting for space, nothing is lost")
+                        log.error(msg)
+                        if self.on_unavailable:
+                            self.on_unavailable(msg)
+                        last_said = now
+                    full_since = now if full_since is None else full_since
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    deadline = time.monotonic() + wait_s  # an outage after it waits anew
+                    continue
                 if not is_connection_error(exc) or time.monotonic() > deadline:
                     if is_connection_error(exc):
                         raise DatabaseUnavailable(
@@ -223,6 +266,7 @@ def read_once(url: str, fn: Callable[[Connection], T]) -> T:
     """Run `fn` on one connection of a short-lived engine (reports and dumps outside a
     running daemon)."""
     engine = sa.create_engine(url)
+    pin_utc(engine)
     try:
         with engine.connect() as conn:
             return fn(conn)

@@ -1,6 +1,7 @@
 """A normalized dump of the seed's tables: what two runs must agree on, ids aside.
 
-`normalized_dump(url)` reads every table of `cofid.store.tables.SEED_TABLES` and returns
+`normalized_dump(url)` reads every table of `cofid.store.tables.SEED_TABLES`, and cofi's
+tradeVerdict (the verdicts must survive a crash exactly as the rows they derive from), and returns
 {table name: rows}, each row a plain dict, rows sorted deterministically, so that the dump
 of a crashed-and-resumed run can be compared with the dump of an uninterrupted one (in a
 separate database), on SQLite and on MySQL/MariaDB alike.
@@ -9,7 +10,7 @@ Normalization:
 
 - Surrogate ids go: a row's own `id` is dropped; a batch id becomes the batch's natural key
   "<batchDate>#<batchNumber>"; a call id becomes "<batch key>/<audioName>".
-- Timestamps go (createdAt, updatedAt, completedAt, timestamp, created_at), and so does
+- Timestamps go (createdAt, updatedAt, completedAt, timestamp, created_at, decidedAt), and so does
   processing_logs.duration_ms: they depend on the clock, not on what was done.
 - Decimals become plain strings ("1500.5"), floats are rounded to 4 places (MySQL FLOAT is
   single precision), JSON values stay as parsed.
@@ -39,7 +40,10 @@ import sqlalchemy as sa
 from cofid.store import tables as t
 from cofid.store.db import read_once
 
-TIMESTAMP_COLUMNS = frozenset({"createdAt", "updatedAt", "timestamp", "created_at", "completedAt"})
+TIMESTAMP_COLUMNS = frozenset(
+    {"createdAt", "updatedAt", "timestamp", "created_at", "completedAt", "decidedAt"}
+)
+DUMPED_TABLES = (*t.SEED_TABLES, t.trade_verdict)
 KEPT_EVENT_TYPES = ("file_complete", "error", "stage_complete")
 KEPT_LOG_STATUSES = ("success", "failed")
 
@@ -83,7 +87,7 @@ def dump_connection(conn: sa.Connection) -> Dump:
         for r in conn.execute(sa.select(c.c.id, c.c.batchId, c.c.audioName))
     }
     out: Dump = {}
-    for table in t.SEED_TABLES:
+    for table in DUMPED_TABLES:
         rows = []
         for r in conn.execute(sa.select(table)):
             m = dict(r._mapping)

@@ -2,7 +2,9 @@
 
 Each function takes a Connection (run it inside Database.read) and returns domain
 Events or plain ints; the writer side is the group-commit writer's insert of
-``Event.row()``. Ids are assigned by the event bus, so they order the log.
+``Event.row()``. Ids are the table's AUTO_INCREMENT (cofid's writer commits one group at
+a time, so its events' ids follow commit order); rows other writers insert (an ops script,
+the old dashboard) are read like cofid's, with whatever columns they left NULL.
 """
 
 from __future__ import annotations

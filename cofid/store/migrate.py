@@ -1,10 +1,17 @@
 """Schema creation and versioned migrations (`cofid db upgrade`, also run at daemon start).
 
-sql/migrations/NNNN_name.sql are the MySQL/MariaDB migrations, applied in order. Version 1
-is the whole schema as cofid.store.tables defines it (a test keeps the file equal to what
-`mysql_ddl()` generates). SQLite, the embedded default, gets the same tables from the
-definitions directly. schemaVersion records what was applied, so running it twice changes
-nothing.
+sql/migrations/NNNN_name.sql are the MySQL/MariaDB migrations, applied in order. A released
+migration is history and never changes (sites ran it as it was): version 1 is the schema as
+the seed implies it, 0002 adds tradeVerdict, 0003 alters version 1's tables; a change to an
+existing table is a new file of ALTER TABLE statements, a new table is the CREATE TABLE
+`mysql_ddl(version)` prints for the tables whose info["schema_version"] names it.
+tests/store/test_upgrade_path.py keeps "every migration applied" equal to what the
+definitions create, on MariaDB and on SQLite.
+
+SQLite, the embedded default, gets the tables from the definitions directly: a fresh
+database in one create_all, an older one rebuilt table by table where its stored
+definition differs (cofid/store/sqlite_upgrade.py). schemaVersion records what was
+applied, so running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -18,17 +25,27 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from cofid.store import tables as t
+from cofid.store.sqlite_upgrade import upgrade_sqlite
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def mysql_ddl() -> str:
-    """The MySQL DDL of the current definitions, deterministic, one statement per block."""
+def table_version(table: sa.Table) -> int:
+    """The schema version that added `table` (1 unless its info says otherwise)."""
+    return int(table.info.get("schema_version", 1))
+
+
+def mysql_ddl(version: int | None = None) -> str:
+    """The MySQL DDL of the current definitions, deterministic, one statement per block:
+    of the tables `version` adds (the body of a new migration that creates tables), or of
+    every table when None (what all migrations applied amount to)."""
     dialect = mysql.dialect()
     parts = []
     for table in t.metadata.sorted_tables:
+        if version is not None and table_version(table) != version:
+            continue
         parts.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
@@ -63,13 +80,15 @@ def upgrade(engine: Engine) -> list[int]:
     applied: list[int] = []
     with engine.begin() as conn:
         version = current_version(conn)
-        if engine.dialect.name == "sqlite":
-            if version < t.SCHEMA_VERSION:
-                t.metadata.create_all(conn)
-                for v in range(version + 1, t.SCHEMA_VERSION + 1):
-                    conn.execute(sa.insert(t.schema_version).values(version=v))
-                    applied.append(v)
+        if engine.dialect.name == "sqlite" and version == 0:
+            # A fresh database (or one whose first create_all never committed).
+            t.metadata.create_all(conn)
+            for v in range(1, t.SCHEMA_VERSION + 1):
+                conn.execute(sa.insert(t.schema_version).values(version=v))
+                applied.append(v)
             return applied
+    if engine.dialect.name == "sqlite":
+        return upgrade_sqlite(engine, t.SCHEMA_VERSION) if version < t.SCHEMA_VERSION else []
     for v, path in migrations():
         if v <= version:
             continue
@@ -89,8 +108,16 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE `?(\w+)`?", re.IGNORECASE)
 _CREATE_INDEX = re.compile(r"^CREATE (?:UNIQUE )?INDEX `?(\w+)`? ON `?(\w+)`?", re.IGNORECASE)
 
 
+_ADD_COLUMN = re.compile(r"^ALTER TABLE `?(\w+)`?\s+ADD COLUMN `?(\w+)`?", re.IGNORECASE)
+
+
 def _already_applied(conn: Connection, stmt: str) -> bool:
+    """CREATE TABLE / CREATE INDEX / ALTER TABLE … ADD COLUMN (one column per statement)
+    whose object exists. ALTER TABLE … MODIFY restates the whole column: safe to rerun."""
     insp = sa.inspect(conn)
+    if m := _ADD_COLUMN.match(stmt):
+        table, column = m.groups()
+        return insp.has_table(table) and any(c["name"] == column for c in insp.get_columns(table))
     if m := _CREATE_TABLE.match(stmt):
         return insp.has_table(m.group(1))
     if m := _CREATE_INDEX.match(stmt):

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cofid.domain.reaudit import ReauditPlan
-from cofid.store import repo
+from cofid.domain.reaudit import TRIAGING_SOURCE, ReauditPlan
 from cofid.store import tables as t
 
 
@@ -23,11 +22,24 @@ class CallRef:
     batch_id: int
     audio_name: str
     status: str
+    lid_done: bool = False
+    stt_done: bool = False
 
 
 def calls_by_audio_names(conn: Connection, names: Sequence[str]) -> list[CallRef]:
-    return [CallRef(r.id, r.batchId, r.audioName, r.status)
-            for r in repo.calls_by_audio_names(conn, names)]
+    """The calls of these names, with the done flags the reaudit's gate rules read."""
+    c, fd = t.call, t.file_distribution
+    out: list[CallRef] = []
+    for i in range(0, len(names), 1000):
+        rows = conn.execute(
+            sa.select(c.c.id, c.c.batchId, c.c.audioName, c.c.status, fd.c.lidDone,
+                      fd.c.sttDone)
+            .select_from(c.outerjoin(fd, sa.and_(fd.c.batchId == c.c.batchId,
+                                                 fd.c.file == c.c.audioName)))
+            .where(c.c.audioName.in_(names[i : i + 1000])))
+        out.extend(CallRef(r.id, r.batchId, r.audioName, r.status, bool(r.lidDone),
+                           bool(r.sttDone)) for r in rows)
+    return out
 
 
 def cleanup(conn: Connection, call_ids: Sequence[int], plan: ReauditPlan) -> dict[str, int]:
@@ -47,8 +59,11 @@ def cleanup(conn: Connection, call_ids: Sequence[int], plan: ReauditPlan) -> dic
             counts["conversations_deleted"] += conn.execute(
                 sa.delete(t.call_conversation).where(t.call_conversation.c.callId.in_(chunk))).rowcount
         if plan.delete_audit_answers:
+            # Triaging's 'No trade data found' rows stay (cofid.domain.reaudit rule 12).
+            aa = t.audit_answer
             counts["answers_deleted"] += conn.execute(
-                sa.delete(t.audit_answer).where(t.audit_answer.c.callId.in_(chunk))).rowcount
+                sa.delete(aa).where(aa.c.callId.in_(chunk),
+                                    aa.c.source != TRIAGING_SOURCE)).rowcount
         conn.execute(sa.update(c).where(c.c.id.in_(chunk))
                      .values(status=str(plan.reset_call_status)))
         fd_ids = sa.select(fd.c.id).select_from(

@@ -126,7 +126,8 @@ def distribute(
             for n, _p, _g in files
         ],
     )
-    update_batch(conn, batch_id, totalFiles=len(files), dbInsertionStatus="Complete", status="dbInsertDone")
+    # batchStatus.status follows from the stage statuses (cofid.plans.batch.batch_walk).
+    update_batch(conn, batch_id, totalFiles=len(files), dbInsertionStatus="Complete")
 
 
 def load_files(
@@ -193,15 +194,6 @@ def load_files(
             )
         )
     return out
-
-
-def calls_by_audio_names(conn: Connection, names: Sequence[str]) -> list[sa.Row]:
-    c = t.call
-    rows: list[sa.Row] = []
-    for i in range(0, len(names), 1000):
-        rows.extend(conn.execute(sa.select(c.c.id, c.c.batchId, c.c.audioName, c.c.status).where(
-            c.c.audioName.in_(names[i : i + 1000]))))
-    return rows
 
 
 def sync_question_sets(conn: Connection, question_sets: Iterable[Any]) -> None:

@@ -1,5 +1,5 @@
 """Read-only reports for people at a terminal (`make demo`): every call of a database with
-its IVR trim, and one call in full. Records are dicts keyed by field names
+its IVR trim, one call in full, and every trade's verdict. Records are dicts keyed by field names
 (:func:`cofid.store.tables.to_fields`); nothing here writes.
 
 Each report opens its own engine on the URL and disposes of it: the demo reads once, after
@@ -66,6 +66,14 @@ def _call_report(conn: Connection, audio_name: str) -> Record | None:
         "call_conversation": [t.to_fields(r) for r in conversation],
         "audit_answer": [t.to_fields(r) for r in answers],
     }
+
+
+def trade_verdicts(url: str) -> list[Record]:
+    """Every tradeVerdict row (field names), by batch id then trade id."""
+    tv = t.trade_verdict
+    return read_once(url, lambda conn: [
+        t.to_fields(r) for r in conn.execute(sa.select(tv).order_by(tv.c.batchId, tv.c.tradeId))
+    ])
 
 
 def call_report(url: str, audio_name: str) -> Record | None:

@@ -17,15 +17,26 @@ from cofid.domain.questions import QuestionSet
 from cofid.store import tables as t
 from cofid.store.db import Database
 
+_CHUNK = 1000  # ids per IN (...) list
+
 
 def transcript_of(conn: Connection, call_id: int) -> list[dict[str, Any]]:
+    return transcripts_of(conn, [call_id]).get(call_id, [])
+
+
+def transcripts_of(conn: Connection, call_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
+    """The transcripts of many calls (call id -> segments in order), a query per 1000."""
     tr = t.transcript
-    return [
-        {"start": r.startTime, "end": r.endTime, "text": r.text, "speaker": r.speaker}
+    out: dict[int, list[dict[str, Any]]] = {}
+    ids = sorted(call_ids)
+    for i in range(0, len(ids), _CHUNK):
         for r in conn.execute(
-            sa.select(tr).where(tr.c.callId == call_id).order_by(tr.c.segmentIndex)
-        )
-    ]
+            sa.select(tr).where(tr.c.callId.in_(ids[i : i + _CHUNK]))
+            .order_by(tr.c.callId, tr.c.segmentIndex)
+        ):
+            out.setdefault(r.callId, []).append(
+                {"start": r.startTime, "end": r.endTime, "text": r.text, "speaker": r.speaker})
+    return out
 
 
 def call_metadata_of(conn: Connection, batch_id: int, audio_name: str) -> dict[str, Any] | None:
@@ -64,19 +75,31 @@ def mapped_trades_of(conn: Connection, batch_id: int, audio_name: str) -> list[d
 
 
 def extracted_trades_of(conn: Connection, call_id: int) -> list[dict[str, Any]]:
+    return extracted_trades_by_call(conn, [call_id]).get(call_id, [])
+
+
+def extracted_trades_by_call(
+    conn: Connection, call_ids: Collection[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """LLM1's trades of many calls (call id -> trades in order), a query per 1000."""
     cc = t.call_conversation
-    return [
-        {
-            "trade_id": r.tradeId,
-            "symbol": r.symbol,
-            "side": r.side,
-            "quantity": float(r.quantity) if r.quantity is not None else None,
-            "price": float(r.price) if r.price is not None else None,
-            "order_type": r.orderType,
-            "evidence": r.evidence,
-        }
-        for r in conn.execute(sa.select(cc).where(cc.c.callId == call_id).order_by(cc.c.tradeIndex))
-    ]
+    out: dict[int, list[dict[str, Any]]] = {}
+    ids = sorted(call_ids)
+    for i in range(0, len(ids), _CHUNK):
+        for r in conn.execute(
+            sa.select(cc).where(cc.c.callId.in_(ids[i : i + _CHUNK]))
+            .order_by(cc.c.callId, cc.c.tradeIndex)
+        ):
+            out.setdefault(r.callId, []).append({
+                "trade_id": r.tradeId,
+                "symbol": r.symbol,
+                "side": r.side,
+                "quantity": float(r.quantity) if r.quantity is not None else None,
+                "price": float(r.price) if r.price is not None else None,
+                "order_type": r.orderType,
+                "evidence": r.evidence,
+            })
+    return out
 
 
 def batch_triaged(conn: Connection, batch_id: int) -> bool:

@@ -1,8 +1,9 @@
 """The schema: the seed's twelve tables plus what the seed implies without showing.
 
 This module is the single source of truth for table and column names (the seed's names
-are a contract with the systems that read these tables). sql/mysql/schema.sql is
-generated from it (`cofid db ddl`) and a test keeps the two equal.
+are a contract with the systems that read these tables). The MySQL migrations in
+sql/migrations/ must add up to it (tests/store/test_upgrade_path.py compares them on
+MariaDB); `cofid db ddl` prints its DDL.
 
 Unique keys make re-runs idempotent: one fileDistribution / call row per batch+file, one
 transcript row per call+segment, one auditAnswer row per call+question, one
@@ -12,15 +13,17 @@ five monitoring queries.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any
-
 import sqlalchemy as sa
 
-from cofid.store.column_types import Flag, Millis, Money, Seconds, now_default
+from cofid.store.column_types import Flag, Millis, Money, Seconds, utc_timestamp
+from cofid.store.field_map import FieldMap, field_name, to_fields  # noqa: F401 (t.field_name, t.to_fields)
 
-SCHEMA_VERSION = 1
+# The tables of version 1 are sql/migrations/0001_initial.sql (history: never edited); a
+# table added later says so in its info["schema_version"] and lands in that version's
+# migration; a change to an existing table is a new migration of ALTER TABLE statements
+# (3: UTC server defaults, batchExecutionLog.id AUTO_INCREMENT, status 'partial').
+# SQLite follows these definitions directly (cofid/store/sqlite_upgrade.py).
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -63,7 +66,7 @@ batch_status = sa.Table(
     sa.Column("categoryMappingId", sa.Integer, nullable=False, server_default="1"),
     # The enabled optional stages, as JSON, frozen at creation so a resume runs the same plan.
     sa.Column("pipeline", sa.JSON, nullable=True),
-    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("createdAt"),
     sa.Column("completedAt", Millis, nullable=True),
     sa.UniqueConstraint("batchDate", "batchNumber", name="uq_batch_date_number"),
     sa.UniqueConstraint("sourceKey", name="uq_batch_source"),
@@ -90,7 +93,7 @@ file_distribution = sa.Table(
     sa.Column("ivrTrimOffset", sa.Float, nullable=True),
     sa.Column("failedStage", sa.String(32), nullable=True),
     sa.Column("failureReason", sa.Text, nullable=True),
-    sa.Column("updatedAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("updatedAt", updated=True),
     sa.UniqueConstraint("batchId", "file", name="uq_fd_batch_file"),
 )
 
@@ -106,8 +109,8 @@ call = sa.Table(
     sa.Column("audioDuration", sa.Float, nullable=False, server_default="0"),
     sa.Column("processId", sa.Integer, nullable=False, server_default="1"),
     sa.Column("categoryMappingId", sa.Integer, nullable=False, server_default="1"),
-    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
-    sa.Column("updatedAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("createdAt"),
+    utc_timestamp("updatedAt", updated=True),
     sa.UniqueConstraint("batchId", "audioName", name="uq_call_batch_audio"),
     sa.Index("ix_call_audio", "audioName"),
     sa.Index("ix_call_batch_status", "batchId", "status"),
@@ -170,7 +173,7 @@ lid_status = sa.Table(
     sa.Column("language", sa.String(16), nullable=False),
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("audioDuration", sa.Float, nullable=False),
-    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("createdAt"),
     # One row per identification: a reaudit of lid adds a row, so the history stays.
     sa.Index("ix_lid_call", "callId"),
 )
@@ -204,7 +207,7 @@ call_conversation = sa.Table(
     sa.Column("price", Money, nullable=True),
     sa.Column("orderType", sa.String(16), nullable=True),
     sa.Column("evidence", sa.Text, nullable=True),
-    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("createdAt"),
     sa.UniqueConstraint("callId", "tradeIndex", name="uq_conv_call_trade"),
 )
 
@@ -233,7 +236,7 @@ audit_answer = sa.Table(
     sa.Column("evidence", sa.Text, nullable=True),
     # "triaging" for the 'No trade data found' answers, "llm2" for the model's.
     sa.Column("source", sa.String(16), nullable=False, server_default="llm2"),
-    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("createdAt"),
     sa.UniqueConstraint("callId", "questionId", name="uq_answer_call_question"),
 )
 
@@ -250,7 +253,7 @@ processing_logs = sa.Table(
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("details", sa.JSON, nullable=True),
     sa.Column("duration_ms", sa.Integer, nullable=True),
-    sa.Column("created_at", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("created_at"),
     sa.Index("ix_pl_batch_status_stage", "batch_id", "status", "stage_name"),
     sa.Index("ix_pl_call", "call_id"),
 )
@@ -264,17 +267,19 @@ EVENT_TYPES = (
     "error",
     "info",
 )
-EVENT_STATUSES = ("pending", "processing", "success", "failed")
+# The seed's four, and cofi's "partial" for a stage_complete (cofid.domain.events.stage_outcome).
+EVENT_STATUSES = ("pending", "processing", "success", "failed", "partial")
 
 batch_execution_log = sa.Table(
     "batchExecutionLog",
     metadata,
-    # Assigned by the event bus (monotonic), so subscribers can resume from an id.
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    # AUTO_INCREMENT as in the seed, so other writers insert without an id; cofid reads
+    # back the ids its inserts got (cofid.store.writes), in commit order.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     # 0 for events that belong to no batch (a reaudit spanning batches, daemon info):
     # hence no foreign key, unlike the seed's sketch.
     sa.Column("batchId", sa.Integer, nullable=False),
-    sa.Column("timestamp", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("timestamp"),
     sa.Column("stage", sa.String(50), nullable=False),
     sa.Column("eventType", sa.Enum(*EVENT_TYPES, name="event_type", create_constraint=False)),
     sa.Column("fileName", sa.String(255)),
@@ -300,16 +305,45 @@ task = sa.Table(
     sa.Column("request", sa.JSON, nullable=False),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Column("createdAt", Millis, nullable=False, server_default=now_default()),
-    sa.Column("updatedAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("createdAt"),
+    utc_timestamp("updatedAt", updated=True),
     sa.Index("ix_task_state", "state"),
+)
+
+# Version 2 (sql/migrations/0002_trade_verdict.sql): the verdict per booked trade, the
+# answer the compliance officer signs. Additive: the seed's tables are untouched. One row
+# per batch+trade (uq_tv_batch_trade), replaced whenever the call behind it reaches a
+# deciding state, in the same transaction as the stage result that decided it.
+trade_verdict = sa.Table(
+    "tradeVerdict",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batchId", sa.Integer, sa.ForeignKey("batchStatus.id"), nullable=False),
+    sa.Column("tradeId", sa.String(64), nullable=False),
+    # Null when the trade maps to no call.
+    sa.Column("audioName", sa.String(255), nullable=True),
+    sa.Column("callId", sa.Integer, sa.ForeignKey("call.id"), nullable=True),
+    # confirmed | mismatch | no_call | call_unusable | pending
+    sa.Column("verdict", sa.String(16), nullable=False),
+    # Why: the failed stage or the call status for call_unusable, the disagreeing fields
+    # for mismatch.
+    sa.Column("reason", sa.Text, nullable=True),
+    # Per field (symbol, side, quantity, price / order type): booked, heard, agrees.
+    sa.Column("fields", sa.JSON, nullable=True),
+    # The transcript segments ({text, start, end}) where the client states or confirms it.
+    sa.Column("evidence", sa.JSON, nullable=True),
+    # UTC, written by cofid (not a server default: a resumed run rewrites it).
+    sa.Column("decidedAt", Millis, nullable=False),
+    sa.UniqueConstraint("batchId", "tradeId", name="uq_tv_batch_trade"),
+    sa.Index("ix_tv_batch_verdict", "batchId", "verdict"),
+    info={"schema_version": 2},
 )
 
 schema_version = sa.Table(
     "schemaVersion",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("appliedAt", Millis, nullable=False, server_default=now_default()),
+    utc_timestamp("appliedAt"),
 )
 
 # The seed's twelve tables, in the order their rows are first written.
@@ -337,64 +371,10 @@ TABLES_BY_NAME = dict(metadata.tables)
 
 
 # ---- the one map between the seed's names and the names the rest of cofid uses --------
-#
-# Code above the store names tables and columns by snake_case field names ("call_id"),
-# derived mechanically from the seed's names, so the map cannot drift; a clash fails here.
+# (cofid.store.field_map: snake_case field names derived from the seed's names.)
 
-
-def field_name(seed_name: str) -> str:
-    """'callId' -> 'call_id', 'llm1Done' -> 'llm1_done', 'batchExecutionLog' ->
-    'batch_execution_log'; a name already in snake_case is its own field name."""
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", seed_name).lower()
-
-
-def _field_maps() -> tuple[dict[str, sa.Table], dict[str, dict[str, str]]]:
-    tables: dict[str, sa.Table] = {}
-    columns: dict[str, dict[str, str]] = {}
-    for tbl in metadata.tables.values():
-        key = field_name(tbl.name)
-        if key in tables:
-            raise AssertionError(f"two tables share the field name {key!r}")
-        tables[key] = tbl
-        cols: dict[str, str] = {}
-        for col in tbl.columns:
-            f = field_name(col.name)
-            if f in cols:
-                raise AssertionError(f"{tbl.name}: two columns share the field name {f!r}")
-            cols[f] = col.name
-        columns[key] = cols
-    return tables, columns
-
-
-TABLE_BY_FIELD, _COLUMN_BY_FIELD = _field_maps()
-
-
-def table_of(table_field: str) -> sa.Table:
-    """The table a field name ('transcript', 'file_distribution') stands for."""
-    try:
-        return TABLE_BY_FIELD[table_field]
-    except KeyError:
-        raise KeyError(f"no table has the field name {table_field!r}") from None
-
-
-def column_of(table_field: str, field: str) -> sa.Column:
-    """The column of `table_field` whose field name is `field`."""
-    try:
-        return table_of(table_field).c[_COLUMN_BY_FIELD[table_field][field]]
-    except KeyError:
-        raise KeyError(f"{table_field} has no column with the field name {field!r}") from None
-
-
-def to_columns(table_field: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Field names -> seed column names, for an INSERT or UPDATE of `table_field`."""
-    names = _COLUMN_BY_FIELD[table_field]
-    try:
-        return {names[k]: v for k, v in values.items()}
-    except KeyError as e:
-        raise KeyError(f"{table_field} has no column with the field name {e.args[0]!r}") from None
-
-
-def to_fields(row: Mapping[str, Any] | sa.Row[Any]) -> dict[str, Any]:
-    """A result row (seed column names) as a dict keyed by field names."""
-    mapping = row._mapping if isinstance(row, sa.Row) else row
-    return {field_name(str(k)): v for k, v in mapping.items()}
+_FIELDS = FieldMap(metadata)
+TABLE_BY_FIELD = _FIELDS.tables
+table_of = _FIELDS.table_of
+column_of = _FIELDS.column_of
+to_columns = _FIELDS.to_columns

@@ -8,8 +8,7 @@ is *how*: it is the only place a write set (cofid.domain.ops) becomes SQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -17,15 +16,20 @@ from sqlalchemy.engine import Connection, Engine
 from cofid.domain.events import Event
 from cofid.domain.ops import Delete, Insert, Op, Update
 from cofid.store import tables as t
+from cofid.store.column_types import utcnow
 from cofid.store.db import execute_seed_ops as _execute_seed_ops
+from cofid.store.db import is_connection_error
 
 # A batch-level step: runs inside a group's transaction, returns the events it caused.
 Step = Callable[[Connection], list[Event]]
+# What a write set derives from the rows it wrote (a call's trade verdicts): runs in the
+# group's transaction after every write set of the group is written. A step with a
+# `merge_key` and `merge(other)` (cofid.store.verdicts.VerdictRefresh) is merged with the
+# group's steps of the same key, so many files' results share one derived write.
+AfterStep = Callable[[Connection], None]
 
 
-def utcnow() -> datetime:
-    """The one clock of stored timestamps: UTC, naive (the seed's DATETIME columns)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+__all__ = ["utcnow"]  # the one clock (cofid.store.column_types), for the service layer
 
 
 def to_seed_op(op: Op) -> Op:
@@ -52,39 +56,93 @@ class PendingWrite(Protocol):
     events: list[Event]
     step: Step | None
     result: list[Event]
+    after: AfterStep | None
 
 
 class EventIds:
-    """Hands out event ids in commit order (only the writer's groups use it)."""
+    """Stamps events (the group's UTC time) and learns the ids the database gave them.
 
-    def __init__(self, next_id: int = 1) -> None:
-        self.next_id = next_id
+    batchExecutionLog.id is AUTO_INCREMENT (the seed's, so other writers can insert
+    without an id); cofid's events get theirs from their INSERT, in the order the writer
+    commits them (one group at a time), so cofid's own events are numbered in commit
+    order and a stream resumes from an id without a gap in them.
+    """
 
-    def number(self, events: Sequence[Event]) -> None:
+    def __init__(self) -> None:
+        self.last_id = 0
+
+    def stamp(self, events: Sequence[Event]) -> None:
         now = utcnow()
         for e in events:
-            if not e.id:
-                e.id = self.next_id
-                self.next_id += 1
             if e.timestamp is None:
                 e.timestamp = now
 
 
-def event_committed(engine: Engine, event_id: int) -> bool:
+def event_committed(engine: Engine, event: Event) -> bool:
+    """Whether `event`, which got its id in an attempt whose outcome is unknown, is in the
+    log: the id and what the row says must both match (an id of a rolled-back attempt can
+    be handed out again, by SQLite at least)."""
     tbl = t.batch_execution_log
     with engine.connect() as conn:
-        return conn.execute(sa.select(tbl.c.id).where(tbl.c.id == event_id)).first() is not None
+        row = conn.execute(sa.select(tbl.c.stage, tbl.c.eventType, tbl.c.timestamp)
+                           .where(tbl.c.id == event.id)).first()
+    return row is not None and (row.stage, row.eventType) == (event.stage, event.event_type) \
+        and _same_instant(row.timestamp, event.timestamp)
+
+
+def _same_instant(a: Any, b: Any) -> bool:
+    # DATETIME(3) keeps milliseconds; the event's own timestamp may have microseconds.
+    return a is not None and b is not None and abs((a - b).total_seconds()) < 0.001
+
+
+def insert_events(conn: Connection, events: Sequence[Event]) -> None:
+    """INSERT the events in order and set each one's id to the one it got."""
+    tbl = t.batch_execution_log
+    rows = []
+    for e in events:
+        row = t.to_columns("batch_execution_log", e.row())
+        del row["id"]
+        rows.append(row)
+    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        stmt = sa.insert(tbl).returning(tbl.c.id, sort_by_parameter_order=True)
+        ids = [int(i) for i in conn.execute(stmt, rows).scalars().all()]
+    else:  # MySQL has no INSERT ... RETURNING: one row at a time, the id from each
+        ids = []
+        for row in rows:
+            key = conn.execute(sa.insert(tbl).values(row)).inserted_primary_key
+            assert key is not None
+            ids.append(int(key[0]))
+    for e, i in zip(events, ids, strict=True):
+        e.id = i
 
 
 def commit_group(engine: Engine, group: Sequence[PendingWrite], ids: EventIds) -> None:
     """Commit every unit of `group` in one transaction; runs in a worker thread."""
     ops: list[Op] = []
     events: list[Event] = []
-    known = [e for item in group for e in item.events if e.id]
-    if known and event_committed(engine, known[0].id):
+    known = [e for item in group for e in (*item.events, *item.result) if e.id]
+    if known and event_committed(engine, known[0]):
         # Database.run retried us after a lost connection, and the COMMIT had in fact
         # gone through: the group is durable, doing it again would write it twice.
         return
+    for item in group:
+        for e in item.events:
+            e.id = 0  # an id from an attempt that rolled back is not ours
+    try:
+        _commit(engine, group, ops, events, ids)
+    except Exception as exc:
+        if not is_connection_error(exc):
+            # Rolled back for certain: the ids it got are not ours (the writer retries
+            # the group's items one by one, and must not mistake them for committed).
+            for e in events:
+                e.id = 0
+        raise
+    if events:
+        ids.last_id = max(ids.last_id, events[-1].id)
+
+
+def _commit(engine: Engine, group: Sequence[PendingWrite], ops: list[Op], events: list[Event],
+            ids: EventIds) -> None:
     with engine.begin() as conn:
         for item in group:
             ops.extend(to_seed_op(op) for op in item.ops)
@@ -92,9 +150,26 @@ def commit_group(engine: Engine, group: Sequence[PendingWrite], ids: EventIds) -
             if item.step is not None:
                 item.result = item.step(conn)
                 events.extend(item.result)
-        ids.number(events)
-        if events:
-            rows = tuple(e.row() for e in events)
-            ops.append(to_seed_op(Insert("batch_execution_log", rows)))
+        ids.stamp(events)
         _execute_seed_ops(conn, ops)
+        for step in merged_after_steps([item.after for item in group if item.after]):
+            step(conn)
+        # After the rows they describe: an event id never precedes its rows.
+        if events:
+            insert_events(conn, events)
 
+
+def merged_after_steps(steps: Sequence[AfterStep]) -> list[AfterStep]:
+    """One step per merge key (in first-seen order), the others as they are."""
+    out: list[AfterStep] = []
+    at: dict[Any, int] = {}
+    for step in steps:
+        key = getattr(step, "merge_key", None)
+        if key is None:
+            out.append(step)
+        elif key in at:
+            out[at[key]] = out[at[key]].merge(step)  # type: ignore[attr-defined]
+        else:
+            at[key] = len(out)
+            out.append(step)
+    return out

@@ -161,7 +161,8 @@ def write_fixture_batch(
 def _expect(fc, trade_ids: tuple[str, ...], first_stage: str) -> dict[str, Any]:
     if fc.corrupt:
         # Fails the first enabled audio stage: no language, duration or transcript.
-        return {"status": CallStatus.PENDING, "lang": "unknown", "languageId": 0,
+        # The failure contract: call.status 'Failed', failedStage says where.
+        return {"status": CallStatus.FAILED, "lang": "unknown", "languageId": 0,
                 "audioDuration": 0.0, "segments": 0, "trades": trade_ids,
                 "failed_stage": first_stage, "stt_done": False, "llm_done": False,
                 "lid_row": False}

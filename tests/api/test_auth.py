@@ -462,6 +462,9 @@ def test_method_roles_cover_every_rpc() -> None:
         "ListCalls",
         "WatchEvents",
         "ListGpus",
+        "ListTasks",
+        "ListTradeVerdicts",
+        "GetEvidence",
     }
     assert required_role("/grpc.health.v1.Health/Check") is None
     assert required_role("/grpc.health.v1.Health/Watch") is None

@@ -125,7 +125,7 @@ async def test_errors(start_server, tmp_path):
     batches_token = (await h.call("ListBatches", pb.ListBatchesRequest(page_size=1),
                                   VIEW)).next_page_token
     assert token and batches_token
-    known = "Pending, ShortCall, UnsupportedLanguage, TranscriptDone, AuditDone, Complete"
+    known = "Pending, ShortCall, UnsupportedLanguage, TranscriptDone, AuditDone, Complete, Failed"
     cases = [
         (LC(batch_id=0), C.INVALID_ARGUMENT, "batch_id must be > 0, got 0"),
         (LC(batch_id=-3), C.INVALID_ARGUMENT, "batch_id must be > 0, got -3"),

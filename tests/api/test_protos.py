@@ -35,6 +35,10 @@ RPCS = {
     "ListCalls": ("ListCallsRequest", "ListCallsReply", False, False),
     "WatchEvents": ("WatchRequest", "WatchMessage", False, True),
     "ListGpus": ("ListGpusRequest", "ListGpusReply", False, False),
+    "ListTasks": ("ListTasksRequest", "ListTasksReply", False, False),
+    "ResumeTask": ("ResumeTaskRequest", "TaskRef", False, False),
+    "ListTradeVerdicts": ("ListTradeVerdictsRequest", "ListTradeVerdictsReply", False, False),
+    "GetEvidence": ("GetEvidenceRequest", "EvidenceChunk", False, True),
 }
 
 # Field numbers as released. Existing numbers never change (clients depend on them);
@@ -58,11 +62,12 @@ FIELD_NUMBERS = {
     "ListBatchesRequest": "date_from=1 date_to=2 page_size=3 page_token=4",
     "ListBatchesReply": "batches=1 next_page_token=2",
     "BatchSummary": "batch_id=1 batch_date=2 batch_number=3 status=4 source=5 total_files=6 "
-    "created_at=7 completed_at=8",
+    "created_at=7 completed_at=8 verdict_counts=20",
     "GetBatchRequest": "batch_id=1",
     "Batch": "summary=1 process_id=2 category_mapping_id=3 source_dir=4 stages=20 "
-    "call_status_counts=21",
-    "StageState": "stage=1 status=2 total=3 done=4 failed=5 skipped=6 files_per_minute=7",
+    "call_status_counts=21 last_file_finished_at=22",
+    "StageState": "stage=1 status=2 total=3 done=4 failed=5 skipped=6 files_per_minute=7 "
+    "disabled=8 retries=9 measured_files_per_minute=10",
     "GetCallRequest": "audio_name=1 batch_id=2",
     "ListCallsRequest": "batch_id=1 page_size=2 page_token=3 statuses=4 full=5",
     "ListCallsReply": "calls=1 next_page_token=2",
@@ -83,7 +88,19 @@ FIELD_NUMBERS = {
     "ListGpusRequest": "",
     "ListGpusReply": "gpus=1",
     "GpuState": "name=1 url=2 healthy=3 slots=4 slots_in_use=5 files_assigned=6 files_done=7 "
-    "latency_ms_p50=8 latency_ms_p95=9 consecutive_failures=10",
+    "latency_ms_p50=8 latency_ms_p95=9 consecutive_failures=10 requests_failed=11 "
+    "error_rate=12",
+    "ListTradeVerdictsRequest": "batch_id=1 verdicts=2 page_size=3 page_token=4",
+    "ListTradeVerdictsReply": "verdicts=1 next_page_token=2",
+    "TradeVerdict": "batch_id=1 trade_id=2 audio_name=3 call_id=4 verdict=5 reason=6 "
+    "decided_at=7 fields=20 evidence=21",
+    "VerdictField": "field=1 booked=2 heard=3 agree=4 note=5",
+    "EvidenceSegment": "start=1 end=2 text=3",
+    "GetEvidenceRequest": "trade_id=1 batch_id=2",
+    "EvidenceChunk": "header=1 data=2",
+    "EvidenceHeader": "batch_id=1 trade_id=2 audio_name=3 verdict=4 files=20",
+    "EvidenceFile": "name=1 size_bytes=2 sha256=3",
+    "EvidenceData": "file_index=1 offset=2 data=3",
 }
 
 # Fields whose absence means something (proto3 `optional`).
@@ -98,6 +115,8 @@ OPTIONAL_FIELDS = {
     ("WatchRequest", "from_event_id"),
     ("Event", "total_files"),
     ("Event", "processed_files"),
+    ("VerdictField", "booked"),
+    ("VerdictField", "heard"),
 }
 
 TIMESTAMP_FIELDS = {
@@ -264,7 +283,7 @@ def test_oneofs() -> None:
     up = _message("UploadRequest")
     assert [f.name for f in up.oneofs_by_name["msg"].fields] == ["header", "chunk"]
     watch = _message("WatchMessage")
-    assert [f.name for f in watch.oneofs_by_name["msg"].fields] == ["event", "heartbeat", "notice"]
+    assert [f.name for f in watch.oneofs_by_name["msg"].fields] == ["event", "heartbeat", "notice", "events"]
     m = cofi_pb2.WatchMessage(notice=cofi_pb2.Notice(code="fell_behind", message="x"))
     assert m.WhichOneof("msg") == "notice"
     m.heartbeat.last_event_id = 7

@@ -186,6 +186,7 @@ async def test_queries(start_server, tmp_path):
     assert [s.stage for s in b.stages][0] == "file_distribution" and len(b.stages) == 10
     assert stages["stt"].status == "Complete" and stages["stt"].done == 2
     assert stages["denoise"].status == "Complete" and stages["denoise"].total == 0
+    assert stages["denoise"].disabled and not stages["stt"].disabled  # off, not finished
     assert dict(b.call_status_counts) == {"Complete": 2}
     assert await h.code_of("GetBatch", pb.GetBatchRequest(batch_id=9999), VIEW) == (
         C.NOT_FOUND, "no batch 9999")

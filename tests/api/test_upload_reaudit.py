@@ -7,6 +7,7 @@ import grpc
 import sqlalchemy as sa
 import trio
 
+from cofid.service.reservations import CallClaim, Claim
 from cofid.store import tables as t
 from protos.cofi.v1 import cofi_pb2 as pb
 from tests.api.conftest import VIEW, seed_counts_query, upload_messages, wav_bytes
@@ -187,10 +188,12 @@ async def test_reaudit_each_stage_subset(start_server, db_url):
     assert code == C.INVALID_ARGUMENT and "ivr" in msg
     code, msg = await h.code_of("Reaudit", pb.ReauditRequest(audio_names=[], stages=["lid"]))
     assert code == C.INVALID_ARGUMENT
-    h.app.busy_calls.add(calls["r1.wav"].id)
+    held = CallClaim(Claim("t-1", "reaudit"), bid, "r1.wav")
+    h.app.reservations.calls[calls["r1.wav"].id] = held
     code, msg = await h.code_of("Reaudit", pb.ReauditRequest(audio_names=["r1.wav"],
                                                              stages=["stt"]))
-    assert code == C.FAILED_PRECONDITION and "being processed by another task" in msg
-    h.app.busy_calls.discard(calls["r1.wav"].id)
+    assert code == C.FAILED_PRECONDITION
+    assert msg == "calls are being processed by another task: r1.wav (reaudit task t-1)"
+    del h.app.reservations.calls[calls["r1.wav"].id]
     g = await h.call("GetCall", pb.GetCallRequest(audio_name="r1.wav"), VIEW)
     assert g.status == "Complete" and g.transcript and g.audit_answers

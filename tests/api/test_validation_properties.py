@@ -2,8 +2,9 @@
 precise INVALID_ARGUMENT or a value that keeps every promise — never another exception."""
 
 import os
+import unicodedata
 from datetime import date
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import grpc
 import pytest
@@ -24,6 +25,7 @@ from cofid.api.validate import (
 )
 from cofid.domain.model import CallStatus
 from cofid.plans.batch import AUDIO_SUFFIXES
+from cofid.service.intake import directory_problem
 
 names = st.one_of(
     st.text(max_size=300),
@@ -65,15 +67,23 @@ def test_a_name_given_twice_is_refused(name):
 
 @given(st.text(max_size=60), st.lists(st.sampled_from(["/srv/batches", "/data/in/", "/"]), max_size=2))
 def test_an_accepted_batch_directory_is_absolute_normalised_and_inside_a_root(d, roots):
+    # StartBatch's two checks: the field as written, then the roots on resolved paths.
     try:
-        check_batch_directory(d, roots)
+        check_batch_directory(d)
     except ApiError as e:
         assert invalid(e)
         return
     assert os.path.isabs(d) and os.path.normpath(d) == d
+    problem = directory_problem(d, roots)
+    if problem is not None:
+        assert problem.startswith("directory ")
+        return
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in d)
     if roots:
-        assert any(d == os.path.normpath(r) or d.startswith(os.path.normpath(r).rstrip("/") + "/")
-                   for r in roots)
+        target = Path(d).resolve()
+        resolved_roots = [Path(r).resolve() for r in roots]
+        assert target not in resolved_roots
+        assert any(target.is_relative_to(r) for r in resolved_roots)
 
 
 @given(st.dates(min_value=date(2000, 1, 1)), st.integers(1, 10**6), st.text(max_size=12),

@@ -19,6 +19,8 @@ import soundfile
 
 from cofid.backends.base import AudioRef, BackendError, PermanentBackendError
 from cofid.backends.dialects import resolve_dialect
+from cofid.backends.endpoints import Endpoint
+from cofid.backends.probe import probe_url
 from cofid.backends.remote import RemoteChat, RemoteLid, RemoteOptions, RemoteStt
 from cofid.backends.remote_chat import ModelReplyError
 from cofid.domain.prompts import build_llm1_request, build_llm2_request
@@ -79,6 +81,23 @@ def faster_whisper_server(replies: list[dict]):
         return await reply(request)
 
     return logged
+
+
+async def test_faster_whisper_server_probe_asks_health_only(serve, client):
+    """0.0.3 serves /health and answers /v1/models with FastAPI's 404 (seen on the real
+    server): the probe must not warn about the dialect for it."""
+
+    async def routes(request: Request) -> Response:
+        if request.path == "/health":
+            return json_response({"status": "ok"})
+        return json_response({"detail": "Not Found"}, 404)
+
+    recorder, url = await serve(routes)
+    dialect = resolve_dialect("faster-whisper-server")
+    endpoint = Endpoint("stt", url, dialect, "whisper-1", 1)
+    result = await probe_url(client, "fws", url, "", dialect, {"stt": endpoint}, 5.0)
+    assert (result.status, result.checked) == ("ok", ["GET /health: HTTP 200"])
+    assert [r.path for r in recorder.requests] == ["/health"]
 
 
 async def test_faster_whisper_server_gets_both_model_fields_and_a_temperature_fallback(

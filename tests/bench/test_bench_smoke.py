@@ -17,7 +17,8 @@ SCHEDULE_KEYS = {"makespan_s", "lower_bound_s", "ratio", "first_completion_s",
                  "mean_completion_s", "first_complete_s", "mean_complete_s",
                  "gpu_utilization", "wall_s"}
 FANOUT_KEYS = {"events_per_s_total", "events_per_s_per_subscriber", "dropped", "fell_behind",
-               "latency_ms_p50", "latency_ms_p99", "per_subscriber", "batch_s", "wall_s"}
+               "latency_ms_p50", "latency_ms_p99", "per_subscriber", "batch_s", "wall_s",
+               "slowdown", "alone_batch_s"}
 UPLOAD_KEYS = {"total_ms", "upload_ms", "processing_ms", "states", "wall_s"}
 THROUGHPUT_KEYS = {"files_per_s", "rows", "rows_per_s", "bulk_load_s", "ratio_to_bulk",
                    "peak_rss_mb", "pipeline_s", "wall_s"}
@@ -93,7 +94,8 @@ def test_fanout_subscribers_in_a_child_process():
     assert out["clients"] == "process" and out["task_state"] == "completed"
     assert [p["filter"] for p in out["per_subscriber"]] == ["all", "all", "file_complete"]
     assert out["dropped"] == 0 and out["fell_behind"] == 0
-    assert out["per_subscriber"][2]["received"] == 12 * 6  # six stages, one each per file
+    # Six file stages and the distribution (issue 15), one each per file.
+    assert out["per_subscriber"][2]["received"] == 12 * 7
     assert out["events_delivered"] == sum(p["received"] for p in out["per_subscriber"])
 
 

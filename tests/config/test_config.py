@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from cofid.config import ConfigError, effective_config, load_config, parse_config
+from cofid.store.tables import SCHEMA_VERSION
 
 
 def run_cofid(*args, cwd=None):
@@ -100,7 +101,7 @@ def test_db_upgrade_command_is_idempotent(tmp_path):
     p.write_text(f"[paths]\ndata = '{tmp_path / 'data'}'\n")
     first = run_cofid("--config", str(p), "db", "upgrade")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "schema: applied [1]"
+    assert first.stdout.strip() == f"schema: applied {list(range(1, SCHEMA_VERSION + 1))}"
     second = run_cofid("--config", str(p), "db", "upgrade")
     assert second.stdout.strip() == "schema: up to date"
 
@@ -109,7 +110,8 @@ def test_db_upgrade_on_mariadb(tmp_path, mariadb):
     url = mariadb.create_database()
     p = tmp_path / "cofid.toml"
     p.write_text(f"[database]\nurl = '{url}'\n[paths]\ndata = '{tmp_path}'\n")
-    assert run_cofid("--config", str(p), "db", "upgrade").stdout.strip() == "schema: applied [1]"
+    applied = f"schema: applied {list(range(1, SCHEMA_VERSION + 1))}"
+    assert run_cofid("--config", str(p), "db", "upgrade").stdout.strip() == applied
     assert run_cofid("--config", str(p), "db", "upgrade").stdout.strip() == "schema: up to date"
 
 

@@ -72,10 +72,12 @@ def test_gap_runs_exactly_the_chosen_stages() -> None:
     assert not plan.delete_transcripts and not plan.delete_conversations
 
 
-def test_duplicates_spaces_and_case_are_merged() -> None:
-    plan = plan_reaudit(["stt", " STT ", "Llm1", "stt"])
+def test_spaces_and_case_are_ignored_and_a_repeat_is_refused() -> None:
+    plan = plan_reaudit([" STT ", "Llm1"])
     assert plan.stages == ("stt", "llm1")
     assert plan.reset_flags == ("stt_done", "llm1_done")
+    with pytest.raises(ReauditRequestError, match="^stage 'stt' is listed twice$"):
+        plan_reaudit(["stt", "Llm1", " STT "])
 
 
 def test_plan_values_are_plain_strings_for_the_store() -> None:
@@ -147,7 +149,8 @@ def test_endless_iterable_is_refused_without_reading_it_all() -> None:
 
 
 stage_lists = st.lists(
-    st.sampled_from(ORDER).map(lambda s: s.upper() if len(s) == 3 else s), min_size=1
+    st.sampled_from(ORDER).map(lambda s: s.upper() if len(s) == 3 else s), min_size=1,
+    unique=True,
 )
 
 

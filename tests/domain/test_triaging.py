@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -340,15 +339,16 @@ def test_ground_truth_is_reproducible_and_realistic() -> None:
     assert after_end > 0
 
 
-def test_ten_thousand_calls_fifty_thousand_trades_under_a_second() -> None:
-    calls, trades, _ = generate_ground_truth(seed=1, n_calls=10_000, trades_per_call=5.0)
+def test_ten_thousand_calls_fifty_thousand_trades_map_to_their_calls() -> None:
+    # The time this takes is measured by bench/triaging.py ("scale"), not asserted here:
+    # a timed test fails on a slower or busier machine.
+    calls, trades, truth = generate_ground_truth(seed=1, n_calls=10_000, trades_per_call=5.0)
     assert len(trades) >= 50_000
-    started = time.perf_counter()
     result = map_trades(calls, trades, TriagingRule())
-    elapsed = time.perf_counter() - started
-    print(f"map_trades: {len(calls)} calls, {len(trades)} trades, {elapsed:.3f} s")
     assert len(result) > 40_000
-    assert elapsed < 1.0
+    assert len({m.trade_id for m in result}) == len(result)  # each trade at most once
+    correct = sum(truth.get(m.trade_id) == m.audio_name for m in result)
+    assert correct / len(result) >= 0.98 and correct / len(truth) >= 0.98
 
 
 # -- near-ties (cofid.testing.triaging_truth.generate_near_ties) ---------------------------

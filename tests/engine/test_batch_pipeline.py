@@ -113,7 +113,7 @@ async def test_batch_tables_are_exactly_the_seed_steps(db_url, tmp_path):
         for name in names
     }
     statuses = Counter(r["status"] for r in d["call"])
-    assert statuses == {"Complete": 4, "ShortCall": 1, "UnsupportedLanguage": 1, "Pending": 1}
+    assert statuses == {"Complete": 4, "ShortCall": 1, "UnsupportedLanguage": 1, "Failed": 1}
     assert by(d["call"], "audioName")["call_03_hi_long.wav"]["lang"] == "hi"
 
     # callMetadata / tradeMetadata: the CSV rows; triaging fills tradeMetadata.audioName.
@@ -214,23 +214,34 @@ async def test_batch_tables_are_exactly_the_seed_steps(db_url, tmp_path):
     events = Counter((r["stage"], r["eventType"], r["status"], r["fileName"])
                      for r in d["batchExecutionLog"])
     expected_events: Counter = Counter()
+    # stage_complete is 'partial' for denoise, where the corrupt file failed
+    # (cofid.domain.events.stage_outcome); distribution reports each file (issue 15).
     for s in (*BATCH_STEPS, *(st.value for st in FILE_STAGES)):
-        expected_events[(s, "stage_complete", "success", None)] += 1
+        expected_events[(s, "stage_complete", "partial" if s == "denoise" else "success",
+                         None)] += 1
     for n in names:
         c = calls[n]
+        expected_events[("file_distribution", "file_complete", "success", n)] += 1
         if c["failed_stage"]:
             expected_events[("denoise", "error", "failed", n)] += 1
             continue
         for s in ["denoise", "ivr", "lid", "stt"] + (["llm1", "llm2"] if c["llm_done"] else []):
             expected_events[(s, "file_complete", "success", n)] += 1
-    assert events == expected_events
+    assert events == expected_events, (events - expected_events, expected_events - events)
     raw_events = raw_rows(db_url, t.batch_execution_log)
     starts = Counter(r["stage"] for r in raw_events if r["eventType"] == "stage_start")
-    assert starts == Counter(s.value for s in FILE_STAGES)  # once per stage, uninterrupted
+    # Once per stage, uninterrupted; distribution's too (issue 15: Step 2 is visible).
+    assert starts == Counter(["file_distribution", *(s.value for s in FILE_STAGES)])
     ids = [r["id"] for r in raw_events]
-    assert sorted(ids) == list(range(1, len(ids) + 1))  # the bus numbers events 1, 2, 3, ...
+    # AUTO_INCREMENT, one group at a time: 1, 2, 3, ... when no other writer is there.
+    assert sorted(ids) == list(range(1, len(ids) + 1))
     info = [r for r in raw_events if r["eventType"] == "info"]
-    assert [(r["stage"], r["status"]) for r in info] == [("pipeline", "success")]
+    assert {(r["stage"], r["status"]) for r in info} == {("pipeline", "success")}
+    # batchStatus.status walked the seed's values in the seed's order, one event each.
+    walk = [r["metadata"]["batch_status"] for r in sorted(info, key=lambda r: r["id"])]
+    assert walk == [
+        "dbInsertDone", "denoiseDone", "ivrDone", "lidDone", "triagingDone", "sttDone",
+        "llm1Done", "llm2Done", "Completed"], walk
 
 
 async def test_running_the_same_directory_again_changes_nothing(db_url, tmp_path):

@@ -281,7 +281,7 @@ def test_a_migration_killed_halfway_completes_on_the_next_start(db_url):
             with engine.connect() as conn:  # the first few statements, as a kill leaves them
                 for stmt in statements[: len(statements) // 2]:
                     conn.exec_driver_sql(stmt)
-        assert upgrade(engine) == [t.SCHEMA_VERSION]
+        assert upgrade(engine) == list(range(1, t.SCHEMA_VERSION + 1))
         assert set(t.metadata.tables) <= set(sa.inspect(engine).get_table_names())
         assert upgrade(engine) == []
     finally:

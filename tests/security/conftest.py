@@ -15,11 +15,13 @@ def metadata(token: str | None):
     return (("authorization", f"Bearer {token}"),) if token else None
 
 
-async def first_watch_message(h, request, token: str | None, timeout: float = 10):
-    """Open WatchEvents, read one message, cancel: (code, details, message or None)."""
+async def first_watch_message(h, request, token: str | None, timeout: float = 10,
+                              method: str = "WatchEvents"):
+    """Open a server stream (WatchEvents unless `method` says), read one message, cancel:
+    (code, details, message or None)."""
 
     def read():
-        it = h.stub.WatchEvents(request, metadata=metadata(token), timeout=timeout)
+        it = getattr(h.stub, method)(request, metadata=metadata(token), timeout=timeout)
         try:
             return C.OK, "", next(it)
         except grpc.RpcError as e:

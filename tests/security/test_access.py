@@ -21,6 +21,7 @@ from cofid.api.auth import METHOD_ROLES, MSG_MALFORMED, MSG_UNKNOWN, OPERATOR, V
 from cofid.store import tables as t
 from protos.cofi.v1 import cofi_pb2 as pb
 from tests.api.conftest import OP, VIEW, upload_messages, wav_bytes, write_batch_dir
+from tests.api.verdict_rows import TRADE_IDS, seed_verdicts
 from tests.security.conftest import C, first_watch_message, metadata, wait_running
 
 WRONG = "wrong-4b1d9e7c2a0f"
@@ -42,6 +43,7 @@ class World:
 async def make_world(h, tmp_path: Path) -> World:
     up = await h.upload({"p1.wav": wav_bytes(), "p2.wav": wav_bytes(freq=520)})
     assert (await h.wait_task(up.task_id)).state == "completed"
+    await h.app.db.write(lambda c: seed_verdicts(c, up.batch_id))  # what the verdict RPCs read
     h.fake.latency_s = 0.2  # the next batch stays running while the matrix runs
     d = write_batch_dir(tmp_path / "running", [f"r{i}.wav" for i in range(24)])
     ref = await h.call("StartBatch", pb.StartBatchRequest(directory=str(d)))
@@ -63,13 +65,18 @@ def valid_request(method: str, w: World):
         "ListCalls": lambda: pb.ListCallsRequest(batch_id=w.batch_id, full=True),
         "ListGpus": lambda: pb.ListGpusRequest(),
         "WatchEvents": lambda: pb.WatchRequest(from_event_id=0),
+        "ListTradeVerdicts": lambda: pb.ListTradeVerdictsRequest(batch_id=w.batch_id),
+        "GetEvidence": lambda: pb.GetEvidenceRequest(trade_id="T1"),
+        "ListTasks": lambda: pb.ListTasksRequest(),
+        # The matrix runs in name order: CancelTask has cancelled this task by now.
+        "ResumeTask": lambda: pb.ResumeTaskRequest(task_id=w.running_task),
     }[method]()
 
 
 async def attempt(h, method: str, request, token: str | None):
     """(code, details, reply); for WatchEvents the reply is the first message."""
-    if method == "WatchEvents":
-        return await first_watch_message(h, request, token)
+    if method in ("WatchEvents", "GetEvidence"):
+        return await first_watch_message(h, request, token, method=method)
     fn = getattr(h.stub, method)
     try:
         reply = await trio.to_thread.run_sync(
@@ -110,7 +117,8 @@ def test_the_matrix_covers_every_rpc():
     service = pb.DESCRIPTOR.services_by_name["Cofi"]
     assert set(RPCS) == {m.name for m in service.methods}
     assert {m for m in RPCS if ROLE_OF[m] == VIEWER} == {
-        "GetTask", "ListBatches", "GetBatch", "GetCall", "ListCalls", "ListGpus", "WatchEvents"}
+        "GetTask", "ListBatches", "GetBatch", "GetCall", "ListCalls", "ListGpus", "WatchEvents",
+        "ListTradeVerdicts", "GetEvidence", "ListTasks"}
 
 
 @pytest.mark.parametrize("token_kind", ["none", "wrong", "viewer"])
@@ -157,14 +165,19 @@ async def test_operator_may_call_every_rpc(start_server, tmp_path):
     assert [c.audio_name for c in replies["ListCalls"].calls] == ["p1.wav", "p2.wav"]
     assert [g.name for g in replies["ListGpus"].gpus] == ["gpu-a", "gpu-b"]
     assert replies["WatchEvents"].WhichOneof("msg") == "event"
+    assert [v.trade_id for v in replies["ListTradeVerdicts"].verdicts] == TRADE_IDS
+    assert replies["GetEvidence"].header.trade_id == "T1"
+    listed = [t.task_id for t in replies["ListTasks"].tasks]
+    assert w.done_task in listed and w.running_task in listed
+    assert replies["ResumeTask"].batch_id == replies["CancelTask"].batch_id
     after = await snapshot(h)
     old = {i for i, _, _ in before["tasks"]}
     assert sorted(k for i, k, _ in after["tasks"] if i not in old) == [
-        "batch", "reaudit", "upload"]
+        "batch", "batch", "reaudit", "upload"]
     assert len(after["uploads"]) == len(before["uploads"]) + 1
     h.fake.latency_s = 0.0
     for ref in (replies["StartBatch"].task_id, replies["UploadAudit"].task_id,
-                replies["Reaudit"].task_id):
+                replies["Reaudit"].task_id, replies["ResumeTask"].task_id):
         assert (await h.wait_task(ref)).state == "completed"
 
 

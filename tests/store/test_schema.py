@@ -1,7 +1,9 @@
+import re
+
 import sqlalchemy as sa
 
 from cofid.store import tables as t
-from cofid.store.migrate import MIGRATIONS_DIR, mysql_ddl, upgrade
+from cofid.store.migrate import migrations, table_version, upgrade
 
 SEED_MONITORING_QUERIES = [
     """SELECT
@@ -20,8 +22,27 @@ WHERE batchId = 1 GROUP BY stage, eventType, status ORDER BY stage""",
 ]
 
 
-def test_checked_in_ddl_matches_the_table_definitions():
-    assert (MIGRATIONS_DIR / "0001_initial.sql").read_text() == mysql_ddl()
+def test_one_migration_per_schema_version():
+    # Released migrations are history (tests/store/test_upgrade_path.py keeps 0001 as
+    # released and checks that all of them applied equal the definitions on MariaDB).
+    found = migrations()
+    assert [v for v, _ in found] == list(range(1, t.SCHEMA_VERSION + 1))
+    assert [p.name for _, p in found][:3] == [
+        "0001_initial.sql", "0002_trade_verdict.sql", "0003_utc_defaults_event_ids.sql"]
+
+
+def test_a_migration_creates_the_tables_that_name_its_version():
+    for version, path in migrations():
+        created = set(re.findall(r"^CREATE TABLE `?(\w+)`?", path.read_text(), re.M))
+        named = {x.name for x in t.metadata.sorted_tables if table_version(x) == version}
+        assert created == named, path.name
+
+
+def test_the_migrations_together_create_every_table():
+    created = set()
+    for _version, path in migrations():
+        created |= set(re.findall(r"^CREATE TABLE `?(\w+)`?", path.read_text(), re.M))
+    assert created == set(t.metadata.tables)
 
 
 def test_the_seed_tables_keep_their_names():
@@ -34,12 +55,13 @@ def test_the_seed_tables_keep_their_names():
 
 def test_upgrade_creates_the_schema_once(db_url):
     engine = sa.create_engine(db_url)
-    assert upgrade(engine) == [1]
+    assert upgrade(engine) == list(range(1, t.SCHEMA_VERSION + 1))
     assert upgrade(engine) == []
     names = set(sa.inspect(engine).get_table_names())
     assert set(t.metadata.tables) <= names
     with engine.connect() as conn:
-        assert conn.execute(sa.select(t.schema_version.c.version)).scalars().all() == [1]
+        versions = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
+        assert sorted(versions) == list(range(1, t.SCHEMA_VERSION + 1))
     engine.dispose()
 
 

@@ -15,6 +15,7 @@ from tui.model import (
     Heartbeat,
     StageSnapshot,
 )
+from tui.verdict_model import CallDetail, Segment
 
 T0 = datetime(2024, 6, 11, 10, 15, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=7, seconds=30)
@@ -90,6 +91,32 @@ class FakeClient:
         self.batches = batch_list()
         self.watch_calls: list[tuple[int, int | None]] = []
         self.closed = False
+        self.actions: list[tuple] = []  # operator RPCs received, in order
+        self.refuse: Exception | None = None  # raised by the operator RPCs when set
+
+    async def reaudit(self, audio_names, stages):
+        self.actions.append(("Reaudit", tuple(audio_names), tuple(stages)))
+        if self.refuse:
+            raise self.refuse
+        return "task-r1"
+
+    async def get_call(self, audio_name, batch_id):
+        return CallDetail(
+            batch_id or 30, audio_name, "Complete", "en", 42.5,
+            transcript=(Segment(0.0, 3.2, "May I have your client code please?", "agent"),
+                        Segment(3.4, 7.9, "I want to buy 100 shares of INFY.", "client")),
+            extracted=("BUY 100 INFY @ MKT",), answers=(("Was the order confirmed?", "yes"),),
+            mapped=("T-0042: BUY 150 INFY @ 1500",))
+
+    async def batch_task(self, batch_id):
+        self.actions.append(("ListTasks", batch_id))
+        return "task-b30"
+
+    async def cancel_task(self, task_id):
+        self.actions.append(("CancelTask", task_id))
+        if self.refuse:
+            raise self.refuse
+        return "cancelled"
 
     async def close(self) -> None:
         self.closed = True
@@ -115,7 +142,8 @@ class FakeClient:
 
     async def list_gpus(self):
         return [GpuInfo("gpu-a", "http://10.0.0.11:8000", True, 4, 3, 6, 6, 812.0, 1490.0, 0),
-                GpuInfo("gpu-b", "http://10.0.0.12:8000", False, 4, 0, 6, 5, 954.0, 2210.0, 3)]
+                GpuInfo("gpu-b", "http://10.0.0.12:8000", False, 4, 0, 6, 5, 954.0, 2210.0, 3,
+                        11, 0.45)]
 
     async def watch(self, batch_id, from_event_id, *, event_types=(), idle_timeout=30.0):
         self.watch_calls.append((batch_id, from_event_id))
@@ -125,3 +153,31 @@ class FakeClient:
                     yield e
         yield Heartbeat(self.events[-1].id if self.events else 0)
         await asyncio.Event().wait()  # an idle live stream
+
+
+class RunningFakeClient(FakeClient):
+    """Batch 30 in the middle of STT, as GetBatch reports it: earlier stages complete
+    (denoise off for this batch), STT with retries and a measured rate, no file finished
+    for 3 min 20 s, and both GPU hosts down."""
+
+    def __init__(self) -> None:
+        super().__init__(batch_events(until_stage="stt"), completed=False)
+
+    async def get_batch(self, batch_id: int):
+        info = BatchInfo(batch_id, "2024-06-11", 3, "triagingDone", "batch", len(FILES), T0,
+                         None, "/data/batches/2024-06-11_3",
+                         last_file_finished_at=NOW - timedelta(minutes=3, seconds=20))
+        n, before = len(FILES), STAGES.index("stt")
+        stages = [StageSnapshot(s, "Complete", n, n, 0, 0, 0.0, measured_fpm=20.0)
+                  for s in STAGES[:before]]
+        stages[STAGES.index("denoise")] = StageSnapshot("denoise", "Complete", 0, 0, 0, 0,
+                                                        disabled=True)
+        stages.append(StageSnapshot("stt", "InProgress", n, 6, 1, 0, 0.0, retries=3,
+                                    measured_fpm=4.0))
+        stages += [StageSnapshot(s, "Pending", n) for s in STAGES[before + 1:]]
+        return info, stages
+
+    async def list_gpus(self):
+        return [GpuInfo("gpu-a", "http://10.0.0.11:8000", False, 4, 0, 6, 4, 812.0, 1490.0, 7),
+                GpuInfo("gpu-b", "http://10.0.0.12:8000", False, 4, 0, 6, 3, 954.0, 2210.0, 9,
+                        14, 0.45)]

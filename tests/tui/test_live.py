@@ -113,9 +113,13 @@ async def test_daemon_restart_mid_batch_no_gap_no_duplicate(daemon, tmp_path):
                              what="first events")
             assert not app.model.completed
             await in_trio(daemon, daemon.shutdown)
-            await wait_until(pilot, lambda: app.conn_state == "reconnecting",
-                             what="reconnecting shown")
-            header = str(app.screen.query_one("#batch-header").render())
+            def header_text() -> str:
+                return str(app.screen.query_one("#batch-header").render())
+
+            # the state changes at once, the header on the next redraw (every 0.25 s)
+            await wait_until(pilot, lambda: app.conn_state == "reconnecting"
+                             and "reconnecting" in header_text(), what="reconnecting shown")
+            header = header_text()
             await pilot.pause(0.3)  # still responsive while the daemon is down
             await in_trio(daemon, daemon.start)
             await wait_until(pilot, lambda: app.model.completed and all(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.test_architecture import imports_of
 from tests.tui.fakes import FILES, NOW, T0, batch_events
+from tui.export_data import to_csv, to_jsonl
 from tui.model import (
     COMPLETE,
     IN_PROGRESS,
@@ -24,9 +25,8 @@ from tui.model import (
     format_duration,
     next_backoff,
     pretty_json,
-    to_csv,
-    to_jsonl,
 )
+from tui.rates import eta, human_status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_finished_batch_folds_to_complete_cards():
     assert m.cards["callmetadata"].done == 12 and m.cards["llm2"].fraction == 1.0
     assert [e.file_name for e in m.errors] == [FILES[5]] and m.failed_files == 1
     assert len(m.cards["lid"].recent) == 20  # only the last 20 per stage
-    assert m.overall_fraction() == 1.0 and m.eta(NOW) == timedelta(0)
+    assert m.overall_fraction() == 1.0 and eta(m, NOW) == timedelta(0)
 
 
 def test_duplicates_and_other_batches_change_nothing():
@@ -75,11 +75,12 @@ def test_running_batch_progress_rate_and_eta():
     assert stt.files_per_minute(now) == 7.0  # seven finished within the last minute
     assert stt.files_per_minute(now + timedelta(minutes=5)) == 0.0
     m.cards["llm1"].total = m.cards["llm2"].total = 12
-    frac = m.overall_fraction()
-    assert 0 < frac < 1
-    eta = m.eta(now)
-    assert eta is not None and abs(eta.total_seconds() - (now - T0).total_seconds()
-                                   * (1 - frac) / frac) < 1
+    assert 0 < m.overall_fraction() < 1
+    # the slowest remaining stage at its rate: STT has 5 left at 7/min; LLM1/LLM2 have no
+    # rate yet and borrow the slowest known one (7/min) for their 12 files
+    assert eta(m, now) == timedelta(minutes=12 / 7)
+    m.cards["llm2"].measured_fpm = 2.0  # the daemon's measured rate wins
+    assert eta(m, now) == timedelta(minutes=6)
     assert m.cards["denoise"].files_per_minute(now) > 0  # complete: its average
 
 
@@ -91,17 +92,35 @@ def test_stage_start_resets_counters_for_a_resumed_run():
     assert (m.cards["stt"].done, m.cards["stt"].skipped, m.cards["stt"].total) == (0, 4, 12)
 
 
-def test_snapshot_fills_untouched_and_complete_stages_only():
+def test_snapshot_counters_are_the_daemons_and_events_no_longer_move_them():
     m = folded(batch_events(until_stage="stt"))
     info = BatchInfo(30, "2024-06-11", 3, "llm1Done", "batch", 12, T0)
-    snaps = [StageSnapshot(s, "Complete" if s == "denoise" else "InProgress", 12, 9, 0, 0)
+    snaps = [StageSnapshot(s, "Complete" if s == "denoise" else "InProgress", 12, 9, 0, 0,
+                           retries=4 if s == "stt" else 0, disabled=s == "ivr")
              for s in STAGES]
     m.apply_snapshot(info, snaps)
     assert m.info.batch_date == "2024-06-11" and m.info.status == "llm1Done"
     assert m.cards["denoise"].done == 9  # complete: the database's final numbers
-    assert m.cards["stt"].done == 6  # running and folded: the events' numbers
+    assert (m.cards["stt"].done, m.cards["stt"].retries) == (9, 4)  # running: the daemon's
     assert (m.cards["llm1"].status, m.cards["llm1"].done) == (IN_PROGRESS, 9)  # untouched
+    assert m.cards["ivr"].disabled and human_status(m) == "transcribing + extracting trades +1"
+    # a restarted run's stage_start (its own counters) and replayed files change nothing
+    m.apply(EventRecord(10_000, 30, NOW, "stt", "stage_start", status="processing",
+                        total_files=12, processed_files=10))
+    m.apply(EventRecord(10_001, 30, NOW, "stt", "file_complete", status="success",
+                        file_name=FILES[9]))
+    assert (m.cards["stt"].done, m.cards["stt"].skipped, m.cards["stt"].failed) == (9, 0, 0)
+    assert m.failed_files == 0 and m.retries == 4
     assert m.elapsed(T0 + timedelta(minutes=2)) == timedelta(minutes=2)
+
+
+def test_gpu_health_events_are_not_file_failures():
+    m = folded(batch_events(until_stage="stt"))
+    before = m.cards["stt"].failed
+    m.apply(EventRecord(10_000, 30, NOW, "stt", "error", status="failed", gpu_ip="gpu-b",
+                        error_message="GPU gpu-b marked unhealthy after 3 failures in a row",
+                        metadata_json='{"gpu_healthy": false}'))
+    assert m.cards["stt"].failed == before and m.failed_files == before
 
 
 def test_export_csv_and_jsonl_round_trip():

@@ -8,6 +8,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.model import BatchModel, format_duration
+from tui.rates import eta as batch_eta
+from tui.rates import human_status
 
 CONN = {"connected": ("● connected", "green"), "connecting": ("◌ connecting", "yellow"),
         "reconnecting": ("◌ reconnecting", "yellow"), "auth-failed": ("✘ not allowed", "red")}
@@ -15,7 +17,7 @@ CONN = {"connected": ("● connected", "green"), "connecting": ("◌ connecting"
 
 class BatchHeader(Static):
     def show(self, model: BatchModel | None, now: datetime | None, conn: str,
-             conn_detail: str, follow: bool) -> None:
+             conn_detail: str, follow: bool, stalled: bool = False) -> None:
         label, colour = CONN.get(conn, (conn, "yellow"))
         right = Text.assemble((label, f"bold {colour}"), (f" {conn_detail}" if conn_detail
                                                           else "", "grey70"),
@@ -24,8 +26,10 @@ class BatchHeader(Static):
             self.update(Text.assemble(("No batch yet", "bold"), "  ", right))
             return
         i = model.info
-        status = "Completed" if model.completed else (i.status or "—")
-        eta = "done" if model.completed else format_duration(model.eta(now))
+        status = human_status(model)
+        # no ETA while nothing finishes: a rate from before the stall would be a guess
+        eta = ("done" if model.completed else "— (stalled)" if stalled
+               else format_duration(batch_eta(model, now)))
         line1 = Text.assemble(
             (f"Batch {i.batch_date or '?'} #{i.batch_number or '?'}", "bold"),
             (f" id {model.batch_id}", "grey70"), " · ", (i.source or "—", "cyan"),
@@ -34,5 +38,6 @@ class BatchHeader(Static):
             ("elapsed ", "grey70"), format_duration(model.elapsed(now)),
             ("  ETA ", "grey70"), eta, "  ",
             (status, "bold green" if model.completed else "bold yellow"),
-            (f"  {len(model.errors)} failed" if model.errors else "", "bold red"))
+            (f"  {model.failed_files} failed" if model.failed_files else "", "bold red"),
+            (f"  {model.retries} retries" if model.retries else "", "dark_orange"))
         self.update(Text.assemble(line1, "\n", line2))

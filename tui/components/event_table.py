@@ -6,11 +6,20 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from tui.model import TITLES, EventRecord, format_time
+from tui.text import plain
 
 # Fixed widths: auto-sized columns depended on when rows arrived (a loaded machine drew
-# the same events with other widths); the last column takes what is left.
+# the same events with other widths); the last column takes what is left. Below
+# WIDE_FROM columns the compact set keeps status and message on an 80-column screen.
 COLUMNS = (("time", 8), ("stage", 17), ("event", 14), ("file", 28), ("status", 10),
            ("gpu / message", None))
+COMPACT = (("time", 8), ("stage", 6), ("event", 8), ("file", 18), ("status", 7),
+           ("gpu / message", None))
+WIDE_FROM = 120
+SHORT_STAGE = {"file_distribution": "dist", "callmetadata": "cmeta", "trademetadata": "tmeta",
+               "triaging": "triage", "denoise": "denois"}
+SHORT_EVENT = {"file_start": "start", "file_complete": "done", "stage_start": "stg start",
+               "stage_progress": "progress", "stage_complete": "stg done"}
 
 
 class EventTable(DataTable):
@@ -23,28 +32,63 @@ class EventTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self._events: dict[str, EventRecord] = {}
         self._shown: list[int] = []
+        self._compact: bool | None = None
+
+    def _columns(self) -> bool:
+        """(Re)build the columns for this width; True when they changed (rows are gone)."""
+        compact = 0 < self.size.width < WIDE_FROM
+        if compact == self._compact:
+            return False
+        self._compact = compact
+        self.clear(columns=True)
+        self._shown = []
+        for label, width in COMPACT if compact else COLUMNS:
+            self.add_column(label, width=width)
+        return True
 
     def on_mount(self) -> None:
-        for label, width in COLUMNS:
-            self.add_column(label, width=width)
+        self._columns()
+
+    def on_resize(self) -> None:
+        if self._columns():
+            self.app._dirty = True  # type: ignore[attr-defined]  # the screen refills us
 
     def show(self, events: list[EventRecord]) -> None:
-        """Show `events` (oldest first) newest on top; unchanged lists cost nothing."""
+        """Show `events` (oldest first) newest on top; unchanged lists cost nothing. The
+        cursor stays on the event it was on (by id) while new rows slide in above it."""
         ids = [e.id for e in events]
         if ids == self._shown:
             return
         self._shown = ids
-        row = self.cursor_row
+        row, keep = self.cursor_row, self.current()
         self.clear()
         self._events = {}
+        short = bool(self._compact)
         for e in reversed(events):
             key = str(e.id)
             self._events[key] = e
-            self.add_row(format_time(e.timestamp), TITLES.get(e.stage, e.stage), e.event_type,
-                         e.file_name or "—", e.status or "",
-                         e.error_message or e.gpu_ip or "", key=key)
+            stage = (SHORT_STAGE.get(e.stage, e.stage) if short
+                     else TITLES.get(e.stage, e.stage))
+            etype = SHORT_EVENT.get(e.event_type, e.event_type) if short else e.event_type
+            # Text cells: a DataTable parses plain strings as markup (tui/text.py).
+            self.add_row(format_time(e.timestamp), plain(stage), plain(etype),
+                         plain(e.file_name or "—"), plain(e.status or ""),
+                         plain(e.error_message or e.gpu_ip or ""), key=key)
         if self.row_count:
+            if keep is not None and str(keep.id) in self._events and row > 0:
+                row = self.get_row_index(str(keep.id))  # the same event, wherever it went
             self.move_cursor(row=min(row, self.row_count - 1))
+
+    def action_cursor_left(self) -> None:
+        """←/→ move between the stage cards (docs/tui.md), not across the columns."""
+        move = getattr(self.screen, "action_move", None)
+        if move is not None:
+            move(-1)
+
+    def action_cursor_right(self) -> None:
+        move = getattr(self.screen, "action_move", None)
+        if move is not None:
+            move(1)
 
     def current(self) -> EventRecord | None:
         if not self.row_count:

@@ -9,6 +9,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from tui.model import COMPLETE, IN_PROGRESS, StageCard
+from tui.rates import stage_rate
 
 SHORT = {"file_distribution": "Distribution", "callmetadata": "Call meta",
          "trademetadata": "Trade meta"}
@@ -39,12 +40,13 @@ class StageCardWidget(Widget, can_focus=True):
         self.card, self.now = card, now
         self.border_title = card.title if self.size.width >= 20 or not self.size.width else (
             SHORT.get(card.stage, card.title))
-        text, colour = BADGE.get(card.status, ("· Pending", "grey50"))
+        text, colour = (("○ off", "grey50") if card.disabled
+                        else BADGE.get(card.status, ("· Pending", "grey50")))
         self.border_subtitle = f"[{colour}]{text}[/]"
         for cls in ("-pending", "-running", "-complete", "-failing"):
             self.remove_class(cls)
-        self.add_class({COMPLETE: "-complete", IN_PROGRESS: "-running"}.get(card.status,
-                                                                           "-pending"))
+        self.add_class("-pending" if card.disabled else {
+            COMPLETE: "-complete", IN_PROGRESS: "-running"}.get(card.status, "-pending"))
         if card.failed:
             self.add_class("-failing")
         self.refresh()
@@ -54,12 +56,15 @@ class StageCardWidget(Widget, can_focus=True):
         width = max(4, self.size.width - 2)
         if c is None:
             return Text("")
+        if c.disabled:  # the plan skips it: no numbers that could pass for a finished stage
+            return Text("off for this batch", style="grey50")
         pct = f"{c.fraction * 100:3.0f}%"
         lines = [
             Text.assemble(bar(c.fraction, max(1, width - len(pct) - 1)), " ", pct),
             Text.assemble((f"✔{c.done}", "green"), " ",
-                          (f"✘{c.failed}", "red" if c.failed else "grey50"), f" /{c.total}"),
-            Text(f"{c.files_per_minute(self.now):.1f} files/min", style="grey70"),
+                          (f"✘{c.failed}", "red" if c.failed else "grey50"),
+                          (f" ↻{c.retries}" if c.retries else "", "dark_orange"), f" /{c.total}"),
+            Text(f"{stage_rate(c, self.now):.1f} files/min", style="grey70"),
         ]
         if self.size.height >= 4:
             lines.append(Text(f"skipped {c.skipped}", style="grey50"))

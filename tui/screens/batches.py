@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from tui.messages import BatchesLoaded, OpenBatch
 from tui.model import BatchInfo, format_duration
+from tui.text import plain
 
 PAGE_SIZE = 20
 
@@ -70,7 +71,7 @@ class BatchesScreen(Screen):
     def on_batches_loaded(self, message: BatchesLoaded) -> None:
         status = self.query_one("#batch-status", Static)
         if message.error:
-            status.update(f"[red]{message.error}[/red]")
+            status.update(plain(message.error, "red"))
             return
         self.next_token = message.next_token
         t = self.query_one(DataTable)
@@ -81,8 +82,9 @@ class BatchesScreen(Screen):
             took = (format_duration(b.completed_at - b.created_at)
                     if b.completed_at and b.created_at else "running")
             mark = "▶ " if b.batch_id == current else ""
-            t.add_row(f"{mark}{b.batch_id}", b.batch_date, str(b.batch_number), b.status,
-                      b.source, str(b.total_files), _when(b), took, key=str(b.batch_id))
+            t.add_row(f"{mark}{b.batch_id}", plain(b.batch_date), str(b.batch_number),
+                      plain(b.status), plain(b.source), str(b.total_files), _when(b), took,
+                      key=str(b.batch_id))
             self.rows[str(b.batch_id)] = b
         page = len(self.tokens)
         more = "  n: next page" if self.next_token else ""

@@ -3,6 +3,7 @@ scrollable, selectable text area (c copies everything, Ctrl+C the selection)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -10,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TextArea
 
 from tui.model import EventRecord, pretty_json
+from tui.text import plain
 
 
 def detail_text(ev: EventRecord) -> str:
@@ -24,12 +26,15 @@ def detail_text(ev: EventRecord) -> str:
     return "\n\n".join(f"── {name} ──\n{body}" for name, body in parts)
 
 
-def summary_line(ev: EventRecord) -> str:
+def summary_line(ev: EventRecord) -> Text:
+    """The event's fields as Text: names are data, never markup (tui/text.py)."""
     ts = ev.timestamp.isoformat(timespec="milliseconds") if ev.timestamp else "—"
     counts = (f"  {ev.processed_files}/{ev.total_files} files"
               if ev.total_files is not None else "")
-    return (f"[b]#{ev.id}[/b] {ts}  batch {ev.batch_id}  [b]{ev.stage}[/b] {ev.event_type}  "
-            f"{ev.status}{counts}\nfile: {ev.file_name or '—'}   gpu: {ev.gpu_ip or '—'}")
+    return Text.assemble(
+        (f"#{ev.id}", "bold"), f" {ts}  batch {ev.batch_id}  ", plain(ev.stage, "bold"), " ",
+        plain(ev.event_type), "  ", plain(ev.status), counts, "\nfile: ",
+        plain(ev.file_name or "—"), "   gpu: ", plain(ev.gpu_ip or "—"))
 
 
 class EventDetailScreen(ModalScreen[None]):
@@ -44,7 +49,7 @@ class EventDetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="detail-box"):
-            yield Static(summary_line(self.event), id="detail-summary", markup=True)
+            yield Static(summary_line(self.event), id="detail-summary")
             yield TextArea(detail_text(self.event), read_only=True, id="detail-text",
                            soft_wrap=True, show_line_numbers=False)
         yield Footer()

@@ -11,7 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from tui.model import EventRecord, to_csv, to_jsonl
+from tui.export_data import to_csv, to_jsonl
+from tui.model import EventRecord
 
 
 def write_export(path: Path, events: list[EventRecord]) -> str:
@@ -44,9 +45,9 @@ class ExportScreen(ModalScreen[Path | None]):
         try:
             fmt = write_export(path, self.events)
         except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
+            self.notify(f"Export failed: {exc}", severity="error", markup=False)
             return
-        self.notify(f"Wrote {len(self.events)} events to {path} ({fmt})")
+        self.notify(f"Wrote {len(self.events)} events to {path} ({fmt})", markup=False)
         self.dismiss(path)
 
     @on(Input.Submitted)

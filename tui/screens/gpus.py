@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui.messages import GpusLoaded
+from tui.text import plain
 
 REFRESH_S = 2.0
 
@@ -29,7 +30,7 @@ class GpusScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("host", "health", "slots", "assigned", "done",
-                                              "p50 ms", "p95 ms", "fails", "url")
+                                              "p50 ms", "p95 ms", "errors", "in a row", "url")
         self.action_refresh_gpus()
         if self.refresh_s > 0:
             self.set_interval(self.refresh_s, self.action_refresh_gpus)
@@ -48,7 +49,7 @@ class GpusScreen(Screen):
     def on_gpus_loaded(self, message: GpusLoaded) -> None:
         status = self.query_one("#gpu-status", Static)
         if message.error:
-            status.update(f"[red]{message.error}[/red]")
+            status.update(plain(message.error, "red"))
             return
         t = self.query_one(DataTable)
         row = t.cursor_row
@@ -56,9 +57,12 @@ class GpusScreen(Screen):
         for g in message.gpus:
             health = "[green]● healthy[/]" if g.healthy else "[red]✘ down[/]"
             used = f"{g.slots_in_use}/{g.slots}"
-            t.add_row(g.name, health, used, str(g.files_assigned), str(g.files_done),
+            t.add_row(plain(g.name), health, used, str(g.files_assigned), str(g.files_done),
                       f"{g.latency_ms_p50:.0f}", f"{g.latency_ms_p95:.0f}",
-                      str(g.consecutive_failures), g.url, key=g.name)
+                      # the share of recent requests that failed: a host failing every
+                      # other request never fails "in a row" but is far from fine
+                      f"{g.error_rate:.0%} ({g.requests_failed})",
+                      str(g.consecutive_failures), plain(g.url), key=g.name)
         if t.row_count:
             t.move_cursor(row=min(row, t.row_count - 1))
         healthy = sum(g.healthy for g in message.gpus)

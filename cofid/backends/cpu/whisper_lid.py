@@ -9,20 +9,32 @@ Hinglish and 14 unsupported languages) with Whisper base; the README has the tab
 1. Whisper's language detection on the first `lid_seconds` gives probabilities; p_hi is
    Hindi's plus Urdu's (one spoken language to Whisper, see cofid.domain.language).
 2. A confident language other than en / hi / ur (p >= `confident_p`, e.g. German at 0.98)
-   is "other" with no decoding.
+   is "other" with no decoding, unless p_en reaches `weak_en_p` (step 5): Whisper base put
+   espeak-ng's Caribbean English voice at Latin 0.54 with p_en 0.18, while no confident
+   foreign clip had p_en above 0.07.
 3. Hindi: p_hi >= `min_hi_p` (and at least p_en). Measured: Whisper base gives espeak-ng's
    Hindi voice p_hi <= 0.10 and put Kannada at 0.11, so no lower bar separates them; the
    earlier rule (decode as en and as hi, keep the better) labelled every Indian language
    hi or en, since a Devanagari decode of any speech scores as well as of Hindi (-0.6 to
    -1.1 mean log-probability; Nepali even echoed the prompt at -0.32).
-4. English-like: p_en >= `min_en_p` (en and Hinglish clips 0.21-0.85, the unsupported ones
-   at most 0.16). The head is decoded as English: fluent (mean token log-probability >=
-   `min_en_logprob`: English -0.22 to -0.80) is en; otherwise the speech sounds English but
-   is not English words, which is how code-mixed Hinglish comes out (Hinglish clips -0.83
-   to -1.23, or looping, even at p_en 0.75), so it is hinglish. An English call too noisy
-   to decode fluently is therefore hinglish: an allowed label, transcribed as English too.
-5. Anything else abstains: "other", the detector's top guess recorded as `detected`.
-6. The head transcript (Hindi decoded with the Devanagari prompt, so Hindi comes out in
+4. English-like: p_en >= `min_en_p` (0.22: midpoint of the unsupported clips' highest,
+   Gujarati 0.18, and the lowest en / Hinglish clip above the weak zone, 0.26). The head is
+   decoded as English: fluent (mean token log-probability >= `min_en_logprob`: English
+   -0.22 to -0.82) is en; otherwise the speech sounds English but is not English words,
+   which is how code-mixed Hinglish comes out (Hinglish clips -0.92 to -1.40 on an AMD
+   EPYC, -0.83 to -1.23 on an Intel Xeon, or looping, even at p_en 0.75), so it is
+   hinglish. An English call too noisy to decode fluently is therefore hinglish: an
+   allowed label, transcribed as English too. The bar (-0.87) favours en over hinglish
+   where the two machines' ranges touch.
+5. Weak English evidence, `weak_en_p` <= p_en < `min_en_p`: the head is decoded as English
+   and is en only when it is clearly fluent (>= `weak_en_logprob`), else other (never
+   hinglish: here non-fluent is what foreign speech gives). Measured on an AMD EPYC: the
+   Caribbean English clips sit at p_en 0.12-0.18, among Gujarati 0.18, Nepali 0.14,
+   Malayalam 0.13 and Hindi 0.11-0.18; their decodes score -0.38 to -0.61, every other
+   clip there -0.76 or worse (Hindi read as "Namaste, your call to ..." -0.76, Gujarati
+   -1.16); -0.69 is the midpoint. Below `weak_en_p` (0.10) no en clip was seen.
+6. Anything else abstains: "other", the detector's top guess recorded as `detected`.
+7. The head transcript (Hindi decoded with the Devanagari prompt, so Hindi comes out in
    Devanagari rather than Urdu or Roman letters) goes to
    `cofid.domain.language.label_language`, which applies the hinglish text rules.
 """
@@ -61,9 +73,11 @@ class LidThresholds:
     """
 
     confident_p: float = 0.5
-    min_en_p: float = 0.185
+    min_en_p: float = 0.22
     min_hi_p: float = 0.3
-    min_en_logprob: float = -0.815
+    min_en_logprob: float = -0.87
+    weak_en_p: float = 0.1
+    weak_en_logprob: float = -0.69
 
 
 def top_languages(probabilities: Mapping[str, float], n: int = 3) -> list[list[Any]]:
@@ -114,7 +128,8 @@ class CpuLid:
             "probabilities": probabilities, "whisper_top": top, "p_en": p_en, "p_hi": p_hi,
             "detected": top, "text": "", "abstained": False,
         }  # fmt: skip
-        if top not in SUPPORTED_CODES and p_top >= bars.confident_p:
+        confident_other = top not in SUPPORTED_CODES and p_top >= bars.confident_p
+        if confident_other and p_en < bars.weak_en_p:
             return {**found, "method": "whisper-confident-other"}
         if p_hi >= bars.min_hi_p and p_hi >= p_en:
             text, _score = self._head_text(model, text_head, "hi")
@@ -125,6 +140,12 @@ class CpuLid:
             if score >= bars.min_en_logprob:
                 return {**found, "detected": "en", "method": "english-decode"}
             return {**found, "detected": LABEL_HINGLISH, "method": "english-like-not-english"}
+        if p_en >= bars.weak_en_p:
+            text, score = self._head_text(model, text_head, "en")
+            found.update(text=text, en_logprob=score if score > float("-inf") else None)
+            if score >= bars.weak_en_logprob:
+                return {**found, "detected": "en", "method": "weak-english-fluent-decode"}
+            return {**found, "abstained": True, "method": "abstain-weak-english-not-fluent"}
         return {**found, "abstained": True, "method": "abstain-weak-evidence"}
 
     async def identify(self, audio: AudioRef) -> LidResult:

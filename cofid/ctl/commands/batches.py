@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 
 from cofid.ctl import output as out
 from cofid.ctl.commands import MakeParser, SubParsers
 from cofid.ctl.connect import EXIT_OK, EXIT_USAGE, Connection, CtlError
+from cofid.ctl.escape import terminal_text as terminal
 from protos.cofi.v1 import cofi_pb2 as pb
 
 
@@ -77,7 +78,19 @@ def cmd_batch(conn: Connection, args: argparse.Namespace) -> int:
     if b.call_status_counts:
         print()
         out.table(["call status", "calls"], sorted(b.call_status_counts.items()))
+    if s.verdict_counts:
+        print()
+        out.table(["verdict", "trades"], verdict_rows(s.verdict_counts))
     return EXIT_OK
+
+
+VERDICT_ORDER = ("confirmed", "mismatch", "no_call", "call_unusable", "pending")
+
+
+def verdict_rows(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The verdict counts in the README's order, unknown verdicts after, by name."""
+    known = [(v, counts[v]) for v in VERDICT_ORDER if v in counts]
+    return known + sorted((terminal(k), n) for k, n in counts.items() if k not in VERDICT_ORDER)
 
 
 def cmd_call(conn: Connection, args: argparse.Namespace) -> int:
@@ -93,8 +106,8 @@ def cmd_call(conn: Connection, args: argparse.Namespace) -> int:
     out.fields(pairs)
     print(f"\ntranscript ({len(c.transcript)} segments):")
     for seg in c.transcript:
-        who = f" {seg.speaker}:" if seg.speaker else ""
-        print(f"  [{seg.start:7.1f} – {seg.end:7.1f}]{who} {seg.text}")
+        who = f" {terminal(seg.speaker)}:" if seg.speaker else ""
+        print(f"  [{seg.start:7.1f} – {seg.end:7.1f}]{who} {terminal(seg.text)}")
     print(f"\nextracted trades ({len(c.extracted_trades)}):")
     if c.extracted_trades:
         out.table(["#", "trade id", "symbol", "side", "qty", "price", "type", "evidence"],

@@ -30,6 +30,7 @@ from typing import Any
 from cofid.ctl import output as out
 from cofid.ctl.commands import MakeParser, SubParsers
 from cofid.ctl.connect import EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, Connection, CtlError
+from cofid.ctl.escape import csv_row, terminal_text
 from protos.cofi.v1 import cofi_pb2 as pb
 
 COLUMNS = {
@@ -67,6 +68,10 @@ def rows_of(c: pb.Call, what: str) -> Iterator[dict[str, Any]]:
                    "evidence": ""}
 
 
+def shown(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: terminal_text(v) for k, v in row.items()}
+
+
 def iter_calls(conn: Connection, batch_id: int) -> Iterator[list[pb.Call]]:
     """The batch's calls, full, one ListCalls page at a time (call id order)."""
     token = ""
@@ -79,7 +84,15 @@ def iter_calls(conn: Connection, batch_id: int) -> Iterator[list[pb.Call]]:
             return
 
 
+def export_format(args: argparse.Namespace) -> str:
+    """--format, or JSON lines under the global --json (which never means CSV)."""
+    if args.json and args.format == "csv":
+        raise CtlError("--json and --format csv contradict each other; choose one", EXIT_USAGE)
+    return args.format or ("jsonl" if args.json else "csv")
+
+
 def cmd_export(conn: Connection, args: argparse.Namespace) -> int:
+    args.format = export_format(args)
     batch = conn.call("GetBatch", pb.GetBatchRequest(batch_id=args.batch))
     expected = sum(batch.call_status_counts.values())
     completed = batch.summary.status == "Completed"
@@ -97,6 +110,9 @@ def cmd_export(conn: Connection, args: argparse.Namespace) -> int:
     ok = False
     try:
         writer = None
+        # Formula-safe cells always (cofid.ctl.escape.csv_cell); on a terminal, control
+        # characters shown escaped too (a file keeps them: they are data).
+        on_tty = tmp is None and sys.stdout.isatty()
         if args.format == "csv":
             writer = csv.DictWriter(f, COLUMNS[args.what], lineterminator="\n")
             writer.writeheader()
@@ -106,7 +122,7 @@ def cmd_export(conn: Connection, args: argparse.Namespace) -> int:
                 for c in page:
                     for r in rows_of(c, args.what):
                         if writer is not None:
-                            writer.writerow(r)
+                            writer.writerow(csv_row(r if not on_tty else shown(r)))
                         else:
                             out.print_jsonl(r, file=f)
                         rows += 1
@@ -144,10 +160,13 @@ def register(sub: SubParsers, common: argparse.ArgumentParser, make: MakeParser)
 
 Streams a page of calls at a time (ListCalls), in call id order; with -o the file
 appears only when the export is complete. Exit 1 when the calls listed do not add up to
-the batch's call count.""", common, json=False)
+the batch's call count. --json (before or after the subcommand) selects JSON lines.""",
+             common)
     p.add_argument("--batch", type=int, required=True, metavar="ID")
     p.add_argument("--what", choices=sorted(COLUMNS), required=True)
-    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                   help="csv (the default; cells that a spreadsheet would run as a formula "
+                        "get a leading ') or jsonl (also what the global --json selects)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     p.add_argument("--partial", action="store_true",
                    help="allow a batch that is not Completed yet (its results so far)")

@@ -20,6 +20,7 @@ from cofid.ctl.connect import (
     CtlError,
     is_unavailable,
 )
+from cofid.ctl.escape import terminal_text as terminal
 from protos.cofi.v1 import cofi_pb2 as pb
 
 ACTIVE = ("queued", "running")
@@ -49,6 +50,10 @@ def print_task(task: pb.Task) -> None:
         print(f"\nfailures ({len(task.failures)}):")
         out.table(["audio", "stage", "error"],
                   [(f.audio_name, f.stage, f.error) for f in task.failures])
+    if task.left_alone:
+        print(f"\nleft alone ({len(task.left_alone)}):")
+        out.table(["audio", "batch", "reason"],
+                  [(a.audio_name, a.batch_id, a.reason) for a in task.left_alone])
 
 
 def stage_info(s: pb.StageProgress) -> str:
@@ -185,7 +190,11 @@ def cmd_reaudit(conn: Connection, args: argparse.Namespace) -> int:
     if reply.unknown_audio_names:
         out.say(f"warning: {len(reply.unknown_audio_names)} unknown audio name(s), not "
                 f"re-audited: {', '.join(reply.unknown_audio_names)}")
-    lead = (f"task {reply.task_id}: re-auditing {reply.matched_calls} call(s), stages "
+    for a in reply.left_alone:
+        out.say(f"left alone: {terminal(a.audio_name)} (batch {a.batch_id}): "
+                f"{terminal(a.reason)}")
+    lead = (f"task {reply.task_id}: re-auditing "
+            f"{reply.matched_calls - len(reply.left_alone)} call(s), stages "
             f"{','.join(stages)}")
     return finish(conn, args, out.to_dict(reply), reply.task_id, lead)
 

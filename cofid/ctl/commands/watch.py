@@ -19,6 +19,7 @@ import grpc
 from cofid.ctl import output as out
 from cofid.ctl.commands import MakeParser, SubParsers
 from cofid.ctl.connect import EXIT_OK, EXIT_UNREACHABLE, Connection, CtlError
+from cofid.ctl.escape import terminal_text
 from protos.cofi.v1 import cofi_pb2 as pb
 
 RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -32,11 +33,13 @@ def event_line(e: pb.Event) -> str:
     prog = ""
     if e.HasField("total_files"):
         prog = f"{e.processed_files if e.HasField('processed_files') else 0}/{e.total_files}"
-    parts = [f"{e.id:>8}", out.ts_text(e.timestamp), f"batch={e.batch_id}", f"{e.stage:<17}",
-             f"{e.event_type:<14}", f"{e.status:<10}"]
+    parts = [f"{e.id:>8}", out.ts_text(e.timestamp), f"batch={e.batch_id}",
+             f"{terminal_text(e.stage):<17}", f"{terminal_text(e.event_type):<14}",
+             f"{terminal_text(e.status):<10}"]
     tail = " ".join(x for x in (e.file_name, prog, e.gpu_ip and f"gpu={e.gpu_ip}",
                                 e.error_message and f"error={e.error_message}") if x)
-    return " ".join(parts) + (" " + tail if tail else "")
+    # One event, one line: a newline or an escape sequence in a name is shown escaped.
+    return " ".join(parts) + (" " + terminal_text(tail) if tail else "")
 
 
 def cmd_watch(conn: Connection, args: argparse.Namespace) -> int:
@@ -47,7 +50,9 @@ def cmd_watch(conn: Connection, args: argparse.Namespace) -> int:
     down_since: float | None = None
     try:
         while True:
-            req = pb.WatchRequest(batch_id=args.batch, stages=stages, errors_only=args.errors)
+            # batched: several events per message, far cheaper for the daemon to send.
+            req = pb.WatchRequest(batch_id=args.batch, stages=stages, errors_only=args.errors,
+                                  batched=True)
             if cursor is not None:
                 req.from_event_id = cursor
             it = conn.stream("WatchEvents", req)
@@ -59,19 +64,19 @@ def cmd_watch(conn: Connection, args: argparse.Namespace) -> int:
                         out.say(f"watching {conn.target} ({where})")
                         first, delay, down_since = False, 0.2, None
                     kind = m.WhichOneof("msg")
-                    if kind == "event":
-                        e = m.event
-                        if cursor is not None and e.id <= cursor:
-                            continue
-                        if args.json:
-                            out.print_jsonl(out.to_dict(e))
-                        else:
-                            print(event_line(e), flush=True)
-                        cursor = e.id
-                        printed += 1
-                        if args.count and printed >= args.count:
-                            it.cancel()
-                            return EXIT_OK
+                    if kind in ("event", "events"):
+                        for e in [m.event] if kind == "event" else m.events.events:
+                            if cursor is not None and e.id <= cursor:
+                                continue
+                            if args.json:
+                                out.print_jsonl(out.to_dict(e))
+                            else:
+                                print(event_line(e), flush=True)
+                            cursor = e.id
+                            printed += 1
+                            if args.count and printed >= args.count:
+                                it.cancel()
+                                return EXIT_OK
                     elif kind == "heartbeat":
                         if cursor is None:
                             cursor = m.heartbeat.last_event_id

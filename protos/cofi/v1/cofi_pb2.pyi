@@ -40,16 +40,18 @@ class UploadRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[_Union[UploadChunk, _Mapping]] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("process_id", "category_mapping_id", "files", "replace")
+    __slots__ = ("process_id", "category_mapping_id", "files", "replace", "idempotency_key")
     PROCESS_ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_MAPPING_ID_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     process_id: int
     category_mapping_id: int
     files: _containers.RepeatedCompositeFieldContainer[UploadFile]
     replace: bool
-    def __init__(self, process_id: _Optional[int] = ..., category_mapping_id: _Optional[int] = ..., files: _Optional[_Iterable[_Union[UploadFile, _Mapping]]] = ..., replace: _Optional[bool] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, process_id: _Optional[int] = ..., category_mapping_id: _Optional[int] = ..., files: _Optional[_Iterable[_Union[UploadFile, _Mapping]]] = ..., replace: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class UploadFile(_message.Message):
     __slots__ = ("name", "size_bytes", "sha256")
@@ -92,14 +94,16 @@ class ReauditRequest(_message.Message):
     def __init__(self, audio_names: _Optional[_Iterable[str]] = ..., stages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReauditReply(_message.Message):
-    __slots__ = ("task_id", "unknown_audio_names", "matched_calls")
+    __slots__ = ("task_id", "unknown_audio_names", "matched_calls", "left_alone")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_AUDIO_NAMES_FIELD_NUMBER: _ClassVar[int]
     MATCHED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    LEFT_ALONE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     unknown_audio_names: _containers.RepeatedScalarFieldContainer[str]
     matched_calls: int
-    def __init__(self, task_id: _Optional[str] = ..., unknown_audio_names: _Optional[_Iterable[str]] = ..., matched_calls: _Optional[int] = ...) -> None: ...
+    left_alone: _containers.RepeatedCompositeFieldContainer[LeftAloneCall]
+    def __init__(self, task_id: _Optional[str] = ..., unknown_audio_names: _Optional[_Iterable[str]] = ..., matched_calls: _Optional[int] = ..., left_alone: _Optional[_Iterable[_Union[LeftAloneCall, _Mapping]]] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("task_id",)
@@ -114,7 +118,7 @@ class CancelTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "kind", "state", "batch_id", "created_at", "updated_at", "stages", "failures", "error", "request_json")
+    __slots__ = ("task_id", "kind", "state", "batch_id", "created_at", "updated_at", "stages", "failures", "left_alone", "error", "request_json")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +127,7 @@ class Task(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LEFT_ALONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
     task_id: str
@@ -133,9 +138,10 @@ class Task(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     stages: _containers.RepeatedCompositeFieldContainer[StageProgress]
     failures: _containers.RepeatedCompositeFieldContainer[FileFailure]
+    left_alone: _containers.RepeatedCompositeFieldContainer[LeftAloneCall]
     error: str
     request_json: str
-    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., batch_id: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageProgress, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[FileFailure, _Mapping]]] = ..., error: _Optional[str] = ..., request_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., batch_id: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageProgress, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[FileFailure, _Mapping]]] = ..., left_alone: _Optional[_Iterable[_Union[LeftAloneCall, _Mapping]]] = ..., error: _Optional[str] = ..., request_json: _Optional[str] = ...) -> None: ...
 
 class StageProgress(_message.Message):
     __slots__ = ("stage", "status", "total", "done", "failed", "skipped")
@@ -152,6 +158,42 @@ class StageProgress(_message.Message):
     failed: int
     skipped: int
     def __init__(self, stage: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
+
+class LeftAloneCall(_message.Message):
+    __slots__ = ("audio_name", "batch_id", "reason")
+    AUDIO_NAME_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    audio_name: str
+    batch_id: int
+    reason: str
+    def __init__(self, audio_name: _Optional[str] = ..., batch_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListTasksRequest(_message.Message):
+    __slots__ = ("states", "kinds", "page_size", "page_token")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedScalarFieldContainer[str]
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    page_size: int
+    page_token: str
+    def __init__(self, states: _Optional[_Iterable[str]] = ..., kinds: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTasksReply(_message.Message):
+    __slots__ = ("tasks", "next_page_token")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ResumeTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class FileFailure(_message.Message):
     __slots__ = ("audio_name", "stage", "error")
@@ -184,7 +226,14 @@ class ListBatchesReply(_message.Message):
     def __init__(self, batches: _Optional[_Iterable[_Union[BatchSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class BatchSummary(_message.Message):
-    __slots__ = ("batch_id", "batch_date", "batch_number", "status", "source", "total_files", "created_at", "completed_at")
+    __slots__ = ("batch_id", "batch_date", "batch_number", "status", "source", "total_files", "created_at", "completed_at", "verdict_counts")
+    class VerdictCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_DATE_FIELD_NUMBER: _ClassVar[int]
     BATCH_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +242,7 @@ class BatchSummary(_message.Message):
     TOTAL_FILES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_COUNTS_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     batch_date: str
     batch_number: int
@@ -201,7 +251,8 @@ class BatchSummary(_message.Message):
     total_files: int
     created_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, batch_id: _Optional[int] = ..., batch_date: _Optional[str] = ..., batch_number: _Optional[int] = ..., status: _Optional[str] = ..., source: _Optional[str] = ..., total_files: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    verdict_counts: _containers.ScalarMap[str, int]
+    def __init__(self, batch_id: _Optional[int] = ..., batch_date: _Optional[str] = ..., batch_number: _Optional[int] = ..., status: _Optional[str] = ..., source: _Optional[str] = ..., total_files: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verdict_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GetBatchRequest(_message.Message):
     __slots__ = ("batch_id",)
@@ -210,7 +261,7 @@ class GetBatchRequest(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("summary", "process_id", "category_mapping_id", "source_dir", "stages", "call_status_counts")
+    __slots__ = ("summary", "process_id", "category_mapping_id", "source_dir", "stages", "call_status_counts", "last_file_finished_at")
     class CallStatusCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -224,16 +275,18 @@ class Batch(_message.Message):
     SOURCE_DIR_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
     CALL_STATUS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FILE_FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     summary: BatchSummary
     process_id: int
     category_mapping_id: int
     source_dir: str
     stages: _containers.RepeatedCompositeFieldContainer[StageState]
     call_status_counts: _containers.ScalarMap[str, int]
-    def __init__(self, summary: _Optional[_Union[BatchSummary, _Mapping]] = ..., process_id: _Optional[int] = ..., category_mapping_id: _Optional[int] = ..., source_dir: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageState, _Mapping]]] = ..., call_status_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    last_file_finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, summary: _Optional[_Union[BatchSummary, _Mapping]] = ..., process_id: _Optional[int] = ..., category_mapping_id: _Optional[int] = ..., source_dir: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageState, _Mapping]]] = ..., call_status_counts: _Optional[_Mapping[str, int]] = ..., last_file_finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StageState(_message.Message):
-    __slots__ = ("stage", "status", "total", "done", "failed", "skipped", "files_per_minute")
+    __slots__ = ("stage", "status", "total", "done", "failed", "skipped", "files_per_minute", "disabled", "retries", "measured_files_per_minute")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +294,9 @@ class StageState(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     FILES_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_FILES_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     stage: str
     status: str
     total: int
@@ -248,7 +304,10 @@ class StageState(_message.Message):
     failed: int
     skipped: int
     files_per_minute: float
-    def __init__(self, stage: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., files_per_minute: _Optional[float] = ...) -> None: ...
+    disabled: bool
+    retries: int
+    measured_files_per_minute: float
+    def __init__(self, stage: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., files_per_minute: _Optional[float] = ..., disabled: _Optional[bool] = ..., retries: _Optional[int] = ..., measured_files_per_minute: _Optional[float] = ...) -> None: ...
 
 class GetCallRequest(_message.Message):
     __slots__ = ("audio_name", "batch_id")
@@ -377,28 +436,38 @@ class AuditAnswer(_message.Message):
     def __init__(self, question_id: _Optional[str] = ..., question: _Optional[str] = ..., answer: _Optional[str] = ..., evidence: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("batch_id", "stages", "event_types", "from_event_id", "errors_only")
+    __slots__ = ("batch_id", "stages", "event_types", "from_event_id", "errors_only", "batched")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     FROM_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ERRORS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     stages: _containers.RepeatedScalarFieldContainer[str]
     event_types: _containers.RepeatedScalarFieldContainer[str]
     from_event_id: int
     errors_only: bool
-    def __init__(self, batch_id: _Optional[int] = ..., stages: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ..., from_event_id: _Optional[int] = ..., errors_only: _Optional[bool] = ...) -> None: ...
+    batched: bool
+    def __init__(self, batch_id: _Optional[int] = ..., stages: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ..., from_event_id: _Optional[int] = ..., errors_only: _Optional[bool] = ..., batched: _Optional[bool] = ...) -> None: ...
 
 class WatchMessage(_message.Message):
-    __slots__ = ("event", "heartbeat", "notice")
+    __slots__ = ("event", "heartbeat", "notice", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: Event
     heartbeat: Heartbeat
     notice: Notice
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ...) -> None: ...
+    events: EventBatch
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., events: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
+
+class EventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("last_event_id", "server_time")
@@ -459,7 +528,7 @@ class ListGpusReply(_message.Message):
     def __init__(self, gpus: _Optional[_Iterable[_Union[GpuState, _Mapping]]] = ...) -> None: ...
 
 class GpuState(_message.Message):
-    __slots__ = ("name", "url", "healthy", "slots", "slots_in_use", "files_assigned", "files_done", "latency_ms_p50", "latency_ms_p95", "consecutive_failures")
+    __slots__ = ("name", "url", "healthy", "slots", "slots_in_use", "files_assigned", "files_done", "latency_ms_p50", "latency_ms_p95", "consecutive_failures", "requests_failed", "error_rate")
     NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
@@ -470,6 +539,8 @@ class GpuState(_message.Message):
     LATENCY_MS_P50_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_P95_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     url: str
     healthy: bool
@@ -480,4 +551,122 @@ class GpuState(_message.Message):
     latency_ms_p50: float
     latency_ms_p95: float
     consecutive_failures: int
-    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., healthy: _Optional[bool] = ..., slots: _Optional[int] = ..., slots_in_use: _Optional[int] = ..., files_assigned: _Optional[int] = ..., files_done: _Optional[int] = ..., latency_ms_p50: _Optional[float] = ..., latency_ms_p95: _Optional[float] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
+    requests_failed: int
+    error_rate: float
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., healthy: _Optional[bool] = ..., slots: _Optional[int] = ..., slots_in_use: _Optional[int] = ..., files_assigned: _Optional[int] = ..., files_done: _Optional[int] = ..., latency_ms_p50: _Optional[float] = ..., latency_ms_p95: _Optional[float] = ..., consecutive_failures: _Optional[int] = ..., requests_failed: _Optional[int] = ..., error_rate: _Optional[float] = ...) -> None: ...
+
+class ListTradeVerdictsRequest(_message.Message):
+    __slots__ = ("batch_id", "verdicts", "page_size", "page_token")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    verdicts: _containers.RepeatedScalarFieldContainer[str]
+    page_size: int
+    page_token: str
+    def __init__(self, batch_id: _Optional[int] = ..., verdicts: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTradeVerdictsReply(_message.Message):
+    __slots__ = ("verdicts", "next_page_token")
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    verdicts: _containers.RepeatedCompositeFieldContainer[TradeVerdict]
+    next_page_token: str
+    def __init__(self, verdicts: _Optional[_Iterable[_Union[TradeVerdict, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class TradeVerdict(_message.Message):
+    __slots__ = ("batch_id", "trade_id", "audio_name", "call_id", "verdict", "reason", "decided_at", "fields", "evidence")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_NAME_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    trade_id: str
+    audio_name: str
+    call_id: int
+    verdict: str
+    reason: str
+    decided_at: _timestamp_pb2.Timestamp
+    fields: _containers.RepeatedCompositeFieldContainer[VerdictField]
+    evidence: _containers.RepeatedCompositeFieldContainer[EvidenceSegment]
+    def __init__(self, batch_id: _Optional[int] = ..., trade_id: _Optional[str] = ..., audio_name: _Optional[str] = ..., call_id: _Optional[int] = ..., verdict: _Optional[str] = ..., reason: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Iterable[_Union[VerdictField, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[EvidenceSegment, _Mapping]]] = ...) -> None: ...
+
+class VerdictField(_message.Message):
+    __slots__ = ("field", "booked", "heard", "agree", "note")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BOOKED_FIELD_NUMBER: _ClassVar[int]
+    HEARD_FIELD_NUMBER: _ClassVar[int]
+    AGREE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    booked: str
+    heard: str
+    agree: bool
+    note: str
+    def __init__(self, field: _Optional[str] = ..., booked: _Optional[str] = ..., heard: _Optional[str] = ..., agree: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class EvidenceSegment(_message.Message):
+    __slots__ = ("start", "end", "text")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    start: float
+    end: float
+    text: str
+    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
+
+class GetEvidenceRequest(_message.Message):
+    __slots__ = ("trade_id", "batch_id")
+    TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    trade_id: str
+    batch_id: int
+    def __init__(self, trade_id: _Optional[str] = ..., batch_id: _Optional[int] = ...) -> None: ...
+
+class EvidenceChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: EvidenceHeader
+    data: EvidenceData
+    def __init__(self, header: _Optional[_Union[EvidenceHeader, _Mapping]] = ..., data: _Optional[_Union[EvidenceData, _Mapping]] = ...) -> None: ...
+
+class EvidenceHeader(_message.Message):
+    __slots__ = ("batch_id", "trade_id", "audio_name", "verdict", "files")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    trade_id: str
+    audio_name: str
+    verdict: str
+    files: _containers.RepeatedCompositeFieldContainer[EvidenceFile]
+    def __init__(self, batch_id: _Optional[int] = ..., trade_id: _Optional[str] = ..., audio_name: _Optional[str] = ..., verdict: _Optional[str] = ..., files: _Optional[_Iterable[_Union[EvidenceFile, _Mapping]]] = ...) -> None: ...
+
+class EvidenceFile(_message.Message):
+    __slots__ = ("name", "size_bytes", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size_bytes: int
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class EvidenceData(_message.Message):
+    __slots__ = ("file_index", "offset", "data")
+    FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    file_index: int
+    offset: int
+    data: bytes
+    def __init__(self, file_index: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -62,6 +62,16 @@ class CofiStub:
                 request_serializer=cofi_dot_v1_dot_cofi__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=cofi_dot_v1_dot_cofi__pb2.Task.FromString,
                 _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/cofi.v1.Cofi/ListTasks',
+                request_serializer=cofi_dot_v1_dot_cofi__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=cofi_dot_v1_dot_cofi__pb2.ListTasksReply.FromString,
+                _registered_method=True)
+        self.ResumeTask = channel.unary_unary(
+                '/cofi.v1.Cofi/ResumeTask',
+                request_serializer=cofi_dot_v1_dot_cofi__pb2.ResumeTaskRequest.SerializeToString,
+                response_deserializer=cofi_dot_v1_dot_cofi__pb2.TaskRef.FromString,
+                _registered_method=True)
         self.ListBatches = channel.unary_unary(
                 '/cofi.v1.Cofi/ListBatches',
                 request_serializer=cofi_dot_v1_dot_cofi__pb2.ListBatchesRequest.SerializeToString,
@@ -92,6 +102,16 @@ class CofiStub:
                 request_serializer=cofi_dot_v1_dot_cofi__pb2.ListGpusRequest.SerializeToString,
                 response_deserializer=cofi_dot_v1_dot_cofi__pb2.ListGpusReply.FromString,
                 _registered_method=True)
+        self.ListTradeVerdicts = channel.unary_unary(
+                '/cofi.v1.Cofi/ListTradeVerdicts',
+                request_serializer=cofi_dot_v1_dot_cofi__pb2.ListTradeVerdictsRequest.SerializeToString,
+                response_deserializer=cofi_dot_v1_dot_cofi__pb2.ListTradeVerdictsReply.FromString,
+                _registered_method=True)
+        self.GetEvidence = channel.unary_stream(
+                '/cofi.v1.Cofi/GetEvidence',
+                request_serializer=cofi_dot_v1_dot_cofi__pb2.GetEvidenceRequest.SerializeToString,
+                response_deserializer=cofi_dot_v1_dot_cofi__pb2.EvidenceChunk.FromString,
+                _registered_method=True)
 
 
 class CofiServicer:
@@ -105,14 +125,20 @@ class CofiServicer:
         optionally, callMetadata.csv and tradeMetadata.csv). Returns at once; the batch runs
         as a background task. Role: operator.
         Errors:
-        INVALID_ARGUMENT    directory empty, not absolute, not normalised, or outside the
-        configured batch roots; process_id / category_mapping_id ≤ 0
-        or with no audit question set.
+        INVALID_ARGUMENT    directory empty, not absolute, not normalised, outside the
+        configured batch roots once symlinks are resolved, a batch
+        root itself, or a name with a control character;
+        process_id / category_mapping_id ≤ 0 or with no audit
+        question set.
         NOT_FOUND           the directory does not exist or is not a directory.
         ALREADY_EXISTS      a batch for this directory is already queued, running or
         completed (the message names its batch_id / task_id).
         FAILED_PRECONDITION the directory holds no audio file, or a CSV it holds is
-        unreadable / has a wrong header (the message says which).
+        unreadable, not a regular file, a symlink leading out of the
+        directory, one of the daemon's secret files, or has a wrong
+        header (the message says which; it never quotes the file);
+        or a call of its batch is held by a reaudit task (the message
+        names the call and the task).
         RESOURCE_EXHAUSTED  too many tasks are queued.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -156,7 +182,8 @@ class CofiServicer:
         given twice.
         NOT_FOUND           none of the audio names matches a call.
         FAILED_PRECONDITION a matched call belongs to a batch that is still running, or is
-        in another queued / running reaudit task (message names it).
+        in another queued / running reaudit task (the message names
+        each call and the task holding it).
         RESOURCE_EXHAUSTED  too many tasks are queued.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -177,6 +204,30 @@ class CofiServicer:
         reaudit. Cancelling an already cancelled task returns it unchanged. Role: operator.
         Errors: INVALID_ARGUMENT (empty task_id), NOT_FOUND (no such task),
         FAILED_PRECONDITION (the task already completed or failed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """Tasks newest first (created_at desc, task_id asc among equals), optionally only some
+        states and kinds, a page at a time (keyset-paged: no task appears twice). Each task
+        is as GetTask returns it. Role: viewer.
+        Errors: INVALID_ARGUMENT (a state or kind that is not one of the values above,
+        page_size < 0, a page_token this server did not issue for the same filters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeTask(self, request, context):
+        """Resume a cancelled task as a new task of the same kind (its request_json names the
+        old one under "resumes"): a batch or upload task runs its batch to the end (the
+        batch leaves batchStatus 'Cancelled'); a reaudit runs its chosen stages for its calls
+        not yet done. Role: operator.
+        Errors: INVALID_ARGUMENT (empty task_id), NOT_FOUND (no such task),
+        FAILED_PRECONDITION (the task is not cancelled; its batch is Completed, running, or
+        has a newer task; a call of it is held by another task — the message names it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -249,6 +300,41 @@ class CofiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTradeVerdicts(self, request, context):
+        """The verdicts of one batch's booked trades (tradeVerdict rows) in trade id order (byte
+        order), a page at a time, keyset-paged on the trade id: no trade appears twice, and a
+        trade that matches the filter throughout the paging appears once, even while its
+        verdict is recomputed (each page shows the verdicts as they were when it was read).
+        Role: viewer.
+        Errors:
+        INVALID_ARGUMENT    batch_id ≤ 0, page_size < 0, a verdict that is not one of
+        confirmed | mismatch | no_call | call_unusable | pending, a
+        page_token this server did not issue for the same batch_id and
+        verdicts (or a garbled one).
+        NOT_FOUND           no such batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidence(self, request, context):
+        """The evidence bundle of one booked trade for a dispute: the recording, the transcript
+        with timestamps, the extracted trades (LLM1), the booked trade, the verdict with its
+        evidence segments, the audit answers and manifest.json (SHA-256 of every file).
+        Server streaming: an EvidenceHeader first (every file's name, size and SHA-256), then
+        the files' bytes in order as chunks of at most 1 MiB. Streamed, not one reply: a
+        recording is routinely larger than gRPC's 4 MiB default message limit, and chunks keep
+        the daemon's memory flat whatever its size. Role: viewer.
+        Errors:
+        INVALID_ARGUMENT    empty trade_id (or longer than 64 characters), batch_id < 0.
+        NOT_FOUND           no verdict for that trade (in that batch, when batch_id > 0).
+        FAILED_PRECONDITION the trade maps to no call, or its recording is no longer on
+        disk (the message names it), or it changed while being sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CofiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -276,6 +362,16 @@ def add_CofiServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=cofi_dot_v1_dot_cofi__pb2.CancelTaskRequest.FromString,
                     response_serializer=cofi_dot_v1_dot_cofi__pb2.Task.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=cofi_dot_v1_dot_cofi__pb2.ListTasksRequest.FromString,
+                    response_serializer=cofi_dot_v1_dot_cofi__pb2.ListTasksReply.SerializeToString,
+            ),
+            'ResumeTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeTask,
+                    request_deserializer=cofi_dot_v1_dot_cofi__pb2.ResumeTaskRequest.FromString,
+                    response_serializer=cofi_dot_v1_dot_cofi__pb2.TaskRef.SerializeToString,
             ),
             'ListBatches': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBatches,
@@ -306,6 +402,16 @@ def add_CofiServicer_to_server(servicer, server):
                     servicer.ListGpus,
                     request_deserializer=cofi_dot_v1_dot_cofi__pb2.ListGpusRequest.FromString,
                     response_serializer=cofi_dot_v1_dot_cofi__pb2.ListGpusReply.SerializeToString,
+            ),
+            'ListTradeVerdicts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTradeVerdicts,
+                    request_deserializer=cofi_dot_v1_dot_cofi__pb2.ListTradeVerdictsRequest.FromString,
+                    response_serializer=cofi_dot_v1_dot_cofi__pb2.ListTradeVerdictsReply.SerializeToString,
+            ),
+            'GetEvidence': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetEvidence,
+                    request_deserializer=cofi_dot_v1_dot_cofi__pb2.GetEvidenceRequest.FromString,
+                    response_serializer=cofi_dot_v1_dot_cofi__pb2.EvidenceChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,6 +552,60 @@ class Cofi:
             '/cofi.v1.Cofi/CancelTask',
             cofi_dot_v1_dot_cofi__pb2.CancelTaskRequest.SerializeToString,
             cofi_dot_v1_dot_cofi__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cofi.v1.Cofi/ListTasks',
+            cofi_dot_v1_dot_cofi__pb2.ListTasksRequest.SerializeToString,
+            cofi_dot_v1_dot_cofi__pb2.ListTasksReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cofi.v1.Cofi/ResumeTask',
+            cofi_dot_v1_dot_cofi__pb2.ResumeTaskRequest.SerializeToString,
+            cofi_dot_v1_dot_cofi__pb2.TaskRef.FromString,
             options,
             channel_credentials,
             insecure,
@@ -608,6 +768,60 @@ class Cofi:
             '/cofi.v1.Cofi/ListGpus',
             cofi_dot_v1_dot_cofi__pb2.ListGpusRequest.SerializeToString,
             cofi_dot_v1_dot_cofi__pb2.ListGpusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTradeVerdicts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cofi.v1.Cofi/ListTradeVerdicts',
+            cofi_dot_v1_dot_cofi__pb2.ListTradeVerdictsRequest.SerializeToString,
+            cofi_dot_v1_dot_cofi__pb2.ListTradeVerdictsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cofi.v1.Cofi/GetEvidence',
+            cofi_dot_v1_dot_cofi__pb2.GetEvidenceRequest.SerializeToString,
+            cofi_dot_v1_dot_cofi__pb2.EvidenceChunk.FromString,
             options,
             channel_credentials,
             insecure,
