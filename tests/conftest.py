@@ -11,9 +11,8 @@ from tests.mariadb_server import MariaDBServer
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-@pytest.fixture(scope="session")
-def mariadb() -> MariaDBServer:
-    server = MariaDBServer()
+def _serve(server: MariaDBServer):
+    """Start the server for the session; with CI=true a server that cannot start fails."""
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001
@@ -23,6 +22,11 @@ def mariadb() -> MariaDBServer:
         pytest.skip(f"MariaDB not available here: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> MariaDBServer:
+    yield from _serve(MariaDBServer())
 
 
 # An Indian site's server: default-time-zone +05:30, so a timestamp taken from the
@@ -32,16 +36,7 @@ SERVER_ZONE = "+05:30"
 
 @pytest.fixture(scope="session")
 def mariadb_zoned() -> MariaDBServer:
-    server = MariaDBServer(extra_args=(f"--default-time-zone={SERVER_ZONE}",))
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        server.stop()
-        if IN_CI or os.environ.get("COFI_REQUIRE_MARIADB"):
-            pytest.fail(f"MariaDB could not start (CI=true needs it): {exc}", pytrace=False)
-        pytest.skip(f"MariaDB not available here: {exc}")
-    yield server
-    server.stop()
+    yield from _serve(MariaDBServer(extra_args=(f"--default-time-zone={SERVER_ZONE}",)))
 
 
 @pytest.fixture(params=["sqlite", "mariadb_zoned"])

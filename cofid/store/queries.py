@@ -127,15 +127,21 @@ def _mapped_trades(batch_id: int, names: list[str]) -> sa.Select[Any]:
 def find_call(conn: Connection, audio_name: str, batch_id: int) -> CallRecords | None:
     """The call of that name in ``batch_id`` (0: the newest batch holding it), with all
     its rows; None: no such call."""
-    c, fd, tam, tm = t.call, t.file_distribution, t.trade_audio_mapping, t.trade_metadata
+    c = t.call
     stmt = sa.select(c).where(c.c.audioName == audio_name)
     if batch_id:
         stmt = stmt.where(c.c.batchId == batch_id)
     row = conn.execute(stmt.order_by(c.c.batchId.desc()).limit(1)).first()
     if row is None:
         return None
+    return call_records(conn, row)
+
+
+def call_records(conn: Connection, row: sa.Row[Any]) -> CallRecords:
+    """A call row with its file, transcript, LLM1, mapped-trade and audit rows."""
+    fd, tam, tm = t.file_distribution, t.trade_audio_mapping, t.trade_metadata
     f = conn.execute(sa.select(fd).where(fd.c.batchId == row.batchId,
-                                         fd.c.file == audio_name)).first()
+                                         fd.c.file == row.audioName)).first()
     tr = conn.execute(sa.select(t.transcript).where(t.transcript.c.callId == row.id)
                       .order_by(t.transcript.c.segmentIndex))
     cc = conn.execute(sa.select(t.call_conversation)
@@ -144,7 +150,7 @@ def find_call(conn: Connection, audio_name: str, batch_id: int) -> CallRecords |
     mapped = conn.execute(
         sa.select(tm).select_from(tam.join(tm, sa.and_(tm.c.batchId == tam.c.batchId,
                                                        tm.c.tradeId == tam.c.tradeId)))
-        .where(tam.c.batchId == row.batchId, tam.c.audioName == audio_name)
+        .where(tam.c.batchId == row.batchId, tam.c.audioName == row.audioName)
         .order_by(tm.c.tradeTime, tm.c.tradeId))
     ans = conn.execute(sa.select(t.audit_answer)
                        .where(t.audit_answer.c.callId == row.id)

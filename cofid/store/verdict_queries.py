@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from cofid.store import repo
 from cofid.store import tables as t
+from cofid.store.queries import call_records
 
 Record = dict[str, Any]
 
@@ -79,7 +80,7 @@ class EvidenceRecords:
 def evidence_records(conn: Connection, trade_id: str, batch_id: int) -> EvidenceRecords | None:
     """The verdict of ``trade_id`` in ``batch_id`` (0: the newest batch with a verdict for
     it) with its trade, call, file, transcript, LLM1 and audit rows; None: no verdict."""
-    tv, tm, c, fd = t.trade_verdict, t.trade_metadata, t.call, t.file_distribution
+    tv, tm, c = t.trade_verdict, t.trade_metadata, t.call
     stmt = sa.select(tv).where(tv.c.tradeId == trade_id)
     if batch_id:
         stmt = stmt.where(tv.c.batchId == batch_id)
@@ -99,26 +100,13 @@ def evidence_records(conn: Connection, trade_id: str, batch_id: int) -> Evidence
         ).first()
     if call_row is None:
         return EvidenceRecords(verdict, None if trade is None else t.to_fields(trade), None, None)
-    f = conn.execute(
-        sa.select(fd).where(fd.c.batchId == call_row.batchId, fd.c.file == call_row.audioName)
-    ).first()
-    tr, cc, aa = t.transcript, t.call_conversation, t.audit_answer
+    rec = call_records(conn, call_row)
     return EvidenceRecords(
         verdict=verdict,
         trade=None if trade is None else t.to_fields(trade),
-        call=t.to_fields(call_row),
-        file=None if f is None else t.to_fields(f),
-        transcript=_records(
-            conn.execute(
-                sa.select(tr).where(tr.c.callId == call_row.id).order_by(tr.c.segmentIndex)
-            )
-        ),
-        conversations=_records(
-            conn.execute(sa.select(cc).where(cc.c.callId == call_row.id).order_by(cc.c.tradeIndex))
-        ),
-        answers=_records(
-            conn.execute(
-                sa.select(aa).where(aa.c.callId == call_row.id).order_by(aa.c.questionOrder)
-            )
-        ),
+        call=rec.call,
+        file=rec.file,
+        transcript=rec.transcript,
+        conversations=rec.conversations,
+        answers=rec.answers,
     )

@@ -10,6 +10,7 @@ from cofid.ctl import output as out
 from cofid.ctl.commands import MakeParser, SubParsers
 from cofid.ctl.connect import EXIT_OK, EXIT_USAGE, Connection, CtlError
 from cofid.ctl.escape import terminal_text as terminal
+from cofid.ctl.paging import paged
 from protos.cofi.v1 import cofi_pb2 as pb
 
 
@@ -24,23 +25,12 @@ def _date(value: str, flag: str) -> str:
 def iter_batches(conn: Connection, date_from: str | None, date_to: str | None,
                  limit: int) -> Iterator[pb.BatchSummary]:
     """Newest first, a page at a time; at most `limit` (0: all)."""
-    token, n = "", 0
-    while True:
-        size = 500 if limit == 0 else min(500, limit - n)
-        req = pb.ListBatchesRequest(page_size=size, page_token=token)
-        if date_from:
-            req.date_from = date_from
-        if date_to:
-            req.date_to = date_to
-        reply = conn.call("ListBatches", req)
-        for b in reply.batches:
-            yield b
-            n += 1
-            if limit and n >= limit:
-                return
-        token = reply.next_page_token
-        if not token:
-            return
+    req = pb.ListBatchesRequest()
+    if date_from:
+        req.date_from = date_from
+    if date_to:
+        req.date_to = date_to
+    return paged(conn, "ListBatches", req, "batches", limit)
 
 
 def cmd_batches(conn: Connection, args: argparse.Namespace) -> int:

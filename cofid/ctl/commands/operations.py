@@ -9,6 +9,7 @@ from cofid.ctl import output as out
 from cofid.ctl.commands import MakeParser, SubParsers
 from cofid.ctl.commands.tasks import add_wait, finish
 from cofid.ctl.connect import EXIT_OK, Connection
+from cofid.ctl.paging import paged
 from protos.cofi.v1 import cofi_pb2 as pb
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
@@ -29,21 +30,8 @@ def iter_tasks(
     conn: Connection, states: list[str], kinds: list[str], limit: int
 ) -> Iterator[pb.Task]:
     """Newest first, a page at a time; at most `limit` (0: all)."""
-    token, n = "", 0
-    while True:
-        size = 500 if limit == 0 else min(500, limit - n)
-        reply = conn.call(
-            "ListTasks",
-            pb.ListTasksRequest(states=states, kinds=kinds, page_size=size, page_token=token),
-        )
-        for t in reply.tasks:
-            yield t
-            n += 1
-            if limit and n >= limit:
-                return
-        token = reply.next_page_token
-        if not token:
-            return
+    req = pb.ListTasksRequest(states=states, kinds=kinds)
+    return paged(conn, "ListTasks", req, "tasks", limit)
 
 
 def _progress(t: pb.Task) -> str:

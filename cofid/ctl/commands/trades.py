@@ -21,12 +21,12 @@ from cofid.ctl.connect import EXIT_OK, EXIT_USAGE, Connection, CtlError
 from cofid.ctl.escape import csv_cell
 from cofid.ctl.escape import terminal_text as terminal
 from cofid.ctl.json_safe import json_text
+from cofid.ctl.paging import paged
 from protos.cofi.v1 import cofi_pb2 as pb
 
 VERDICTS = ("confirmed", "mismatch", "no_call", "call_unusable", "pending")
 NEEDS_A_PERSON = ("mismatch", "no_call", "call_unusable")
 FIELDS = ("symbol", "side", "quantity", "price", "order_type")
-PAGE_SIZE = 500
 CSV_COLUMNS = (
     ["batch_id", "trade_id", "verdict", "audio_name", "call_id", "decided_at", "reason"]
     + [f"{f}_{part}" for f in FIELDS for part in ("booked", "heard", "agree")]
@@ -37,18 +37,8 @@ CSV_COLUMNS = (
 def iter_verdicts(
     conn: Connection, batch_id: int, verdicts: list[str]
 ) -> Iterator[pb.TradeVerdict]:
-    token = ""
-    while True:
-        reply = conn.call(
-            "ListTradeVerdicts",
-            pb.ListTradeVerdictsRequest(
-                batch_id=batch_id, verdicts=verdicts, page_size=PAGE_SIZE, page_token=token
-            ),
-        )
-        yield from reply.verdicts
-        token = reply.next_page_token
-        if not token:
-            return
+    req = pb.ListTradeVerdictsRequest(batch_id=batch_id, verdicts=verdicts)
+    return paged(conn, "ListTradeVerdicts", req, "verdicts")
 
 
 def evidence_text(v: pb.TradeVerdict) -> str:
