@@ -77,6 +77,10 @@ def test_enter_opens_the_event_under_the_cursor_while_events_slide_in():
     async def scenario(app, pilot):
         table = app.screen.query_one(EventTable)
         table.focus()
+        for _ in range(200):  # the first fill (and any resize rebuild) has happened
+            if table.row_count > 3:
+                break
+            await pilot.pause(0.05)
         table.move_cursor(row=3)
         await pilot.pause(0.1)
         chosen = table.current()

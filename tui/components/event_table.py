@@ -33,6 +33,8 @@ class EventTable(DataTable):
         self._events: dict[str, EventRecord] = {}
         self._shown: list[int] = []
         self._compact: bool | None = None
+        # The selection across a column rebuild (a resize clears the rows and the cursor).
+        self._held: tuple[int, EventRecord | None] = (0, None)
 
     def _columns(self) -> bool:
         """(Re)build the columns for this width; True when they changed (rows are gone)."""
@@ -40,6 +42,8 @@ class EventTable(DataTable):
         if compact == self._compact:
             return False
         self._compact = compact
+        if self.row_count:
+            self._held = (self.cursor_row, self.current())
         self.clear(columns=True)
         self._shown = []
         for label, width in COMPACT if compact else COLUMNS:
@@ -61,6 +65,8 @@ class EventTable(DataTable):
             return
         self._shown = ids
         row, keep = self.cursor_row, self.current()
+        if keep is None:
+            (row, keep), self._held = self._held, (0, None)
         self.clear()
         self._events = {}
         short = bool(self._compact)
