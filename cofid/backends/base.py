@@ -15,6 +15,7 @@ from cofid.domain.ports import (
     IvrResult,
     LidBackend,
     LidResult,
+    ModelOutputError,
     PermanentBackendError,
     Segment,
     SttBackend,
@@ -24,6 +25,7 @@ from cofid.domain.ports import (
 __all__ = [
     "BackendError",
     "PermanentBackendError",
+    "ModelOutputError",
     "AudioRef",
     "DenoiseResult",
     "IvrResult",

@@ -35,7 +35,12 @@ from typing import Any
 from cofid.backends.base import ChatRequest, ChatResult, PermanentBackendError
 from cofid.backends.json_schema import SchemaViolation, validate
 from cofid.domain.questions import keyword_pattern
-from cofid.domain.replies import LLM1_MAX_TRADES, keyed_llm2
+from cofid.domain.replies import (
+    LLM1_MAX_TRADES,
+    MAX_ANSWER_CHARS,
+    MAX_EVIDENCE_CHARS,
+    keyed_llm2,
+)
 from cofid.domain.trade_grammar import (
     ExtractedTrade,
     canonical_symbol,
@@ -48,7 +53,6 @@ YES = "Yes"
 NO = "No"
 PRICE_TOLERANCE = 0.01  # spoken prices are rounded: 1% of the booked price still matches
 CONFIRM_WINDOW = 3
-EVIDENCE_MAX_CHARS = 500
 DEFAULT_CONFIRM_WORDS = (
     "yes", "yeah", "yep", "confirm", "confirmed", "correct", "go ahead", "proceed",
     "haan", "haan ji", "ji haan", "ha ji", "theek hai", "thik hai", "sahi hai",
@@ -135,7 +139,8 @@ def llm2_reply(context: Mapping[str, Any]) -> dict[str, Any]:
     for q in context.get("questions") or ():
         answer, evidence = _answer(q, extracted, booked, sentences, known)
         answers.append(
-            {"question_id": q["id"], "answer": answer, "evidence": _evidence(evidence)}
+            {"question_id": q["id"], "answer": _bounded(answer, MAX_ANSWER_CHARS),
+             "evidence": _evidence(evidence)}
         )
     return {"answers": answers}
 
@@ -379,5 +384,9 @@ def _number(value: float) -> str:
 
 
 def _evidence(text: str | None) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= EVIDENCE_MAX_CHARS else text[: EVIDENCE_MAX_CHARS - 1] + "…"
+    return _bounded(" ".join((text or "").split()), MAX_EVIDENCE_CHARS)
+
+
+def _bounded(text: str, limit: int) -> str:
+    """`text` within the schema's maxLength, cut with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,6 +8,9 @@
    stages the list form (cofid.domain.replies.normalized_llm2). LLM1's trades array has
    maxItems (replies.LLM1_MAX_TRADES) and its ids the store's width: a model looping in
    its grammar stops there.
+3. Every string is bounded (evidence MAX_EVIDENCE_CHARS, an answer MAX_ANSWER_CHARS), so
+   the longest reply the grammar admits is finite: a model that loops inside a string is
+   made to close it instead of running on to max_tokens.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cofid.domain.replies import LLM1_MAX_TRADES, MAX_ID_CHARS
+from cofid.domain.replies import (
+    LLM1_MAX_TRADES,
+    MAX_ANSWER_CHARS,
+    MAX_EVIDENCE_CHARS,
+    MAX_ID_CHARS,
+)
 
 LLM1_SCHEMA_NAME = "llm1_trades"
 LLM2_SCHEMA_NAME = "llm2_answers"
@@ -41,7 +49,7 @@ LLM1_SCHEMA: dict[str, Any] = {
                     "price": {"type": ["number", "null"]},
                     "order_type": {"type": ["string", "null"], "enum": ["MARKET", "LIMIT", None]},
                     "trade_id": {"type": ["string", "null"], "maxLength": MAX_ID_CHARS},
-                    "evidence": {"type": "string"},
+                    "evidence": {"type": "string", "maxLength": MAX_EVIDENCE_CHARS},
                 },
             },
         }
@@ -61,7 +69,10 @@ def llm2_schema(question_ids: Sequence[str]) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["answer", "evidence"],
-        "properties": {"answer": {"type": "string"}, "evidence": {"type": "string"}},
+        "properties": {
+            "answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS},
+            "evidence": {"type": "string", "maxLength": MAX_EVIDENCE_CHARS},
+        },
     }
     return {
         "type": "object",

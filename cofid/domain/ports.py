@@ -30,6 +30,12 @@ class PermanentBackendError(BackendError):
     """A failure no retry can fix (the audio cannot be decoded, the input is refused)."""
 
 
+class ModelOutputError(BackendError):
+    """The server answered, but what the model wrote cannot be used (cut off, not JSON,
+    off-schema, unstorable). The host is up: its circuit breaker counts it as an answer,
+    not a failure (a weak model must not take a healthy server out of the pool)."""
+
+
 class BackendTimeout(BackendError):
     """No (complete) reply in time: the host may be hung, so it is suspect at once
     (:meth:`cofid.backends.health.CircuitBreaker.record_timeout`)."""
@@ -69,13 +75,17 @@ class IvrResult:
 
 @dataclass(frozen=True)
 class LidResult:
-    """`language` is one of en / hi / hinglish / other (cofid.domain.model.Language)."""
+    """`language` is one of en / hi / hinglish / other (cofid.domain.model.Language);
+    `detected` is what the detector itself said ("fr", "french", "en-US"), as it said it,
+    or None: unchecked here, the LID stage stores only a valid short code of it
+    (cofid.domain.language.detected_code)."""
 
     language: str
     confidence: float
     duration_s: float
     request: dict[str, Any] = field(default_factory=dict)
     response: dict[str, Any] = field(default_factory=dict)
+    detected: str | None = None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ MAX_ID_CHARS = 64
 MAX_SIDE_CHARS = 8
 MAX_ORDER_TYPE_CHARS = 16
 MAX_TEXT_CHARS = 16_000
+# What the LLM schemas let a model write into one free-text field (llm_schemas rule 3).
+MAX_EVIDENCE_CHARS = 500
+MAX_ANSWER_CHARS = 1000
 MAX_SEGMENTS = 10_000
 MAX_TRANSCRIPT_CHARS = 500_000  # about 20 hours of speech; keeps GetCall under 4 MiB
 

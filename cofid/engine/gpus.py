@@ -92,15 +92,22 @@ class Gpu:
     def any_room(self) -> bool:
         return self.has_room(MAIN_LANE) or any(self.has_room(lane) for lane in self.lanes)
 
-    def record(self, ok: bool, seconds: float, *, timed_out: bool = False) -> None:
+    def record(
+        self, ok: bool, seconds: float, *, timed_out: bool = False, answered: bool = False
+    ) -> None:
         """Feed the breaker; a timeout makes the host suspect at once (health rule 5), so
-        the retry of the file that timed out goes to another host."""
+        the retry of the file that timed out goes to another host. A failed request the
+        host `answered` (the model's output was refused) counts in the error rate but is a
+        sign of life to the breaker: the server works, its model is weak."""
         self.outcomes.append(not ok)
         if not ok:
             self.requests_failed += 1
         if ok:
             self.breaker.record_success()
             self.done += 1
+            self.latencies_ms.append(seconds * 1000.0)
+        elif answered:
+            self.breaker.record_success()
             self.latencies_ms.append(seconds * 1000.0)
         elif timed_out:
             self.breaker.record_timeout()

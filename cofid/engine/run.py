@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 import cofid.stages  # noqa: F401  (fills the stage registry)
-from cofid.backends.base import BackendError, PermanentBackendError
+from cofid.backends.base import BackendError, ModelOutputError, PermanentBackendError
 from cofid.domain.events import Event
 from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
@@ -197,6 +197,7 @@ class Engine(StageReporting):
             await self._fail(run, stage, f, exc, 0)
             return False
         attempt = 0
+        f.model_refusal = None
         while True:
             attempt += 1
             if run.draining:
@@ -211,14 +212,19 @@ class Engine(StageReporting):
                 return False
             except BackendError as exc:
                 if attempt >= self.retry.attempts:
+                    f.model_refusal = None
                     await self._fail(run, stage, f, exc, attempt)
                     return False
+                # The retry tells the model why its reply was refused (a new request,
+                # not the same greedy decode again).
+                f.model_refusal = str(exc) if isinstance(exc, ModelOutputError) else None
                 await self._log_retry(run, stage, f, exc, attempt)
                 await trio.sleep(self.retry.delay(attempt, self.rng))
             except Exception as exc:  # a bug or an unexpected reply: this file only
                 log.exception("%s failed on %s", stage, f.audio_name)
                 await self._fail(run, stage, f, exc, attempt)
                 return False
+        f.model_refusal = None
         ws.ops.append(processing_log(f, stage, "success", attempt, duration_ms=ms,
                                      details={"gpu": gpu_name} if gpu_name else None))
         ev = self._file_event(run, f, stage, EventType.FILE_COMPLETE, EventStatus.SUCCESS,

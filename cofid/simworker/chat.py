@@ -1,4 +1,5 @@
-"""POST /v1/chat/completions with a json_schema response_format.
+"""POST /v1/chat/completions with a json_schema response_format (or llama.cpp's
+json_object + schema).
 
 A reply is `example_instance` of the request's schema, salted with the hash of the request
 body: the same request always gets the same reply. A "malformed" fault answers broken JSON
@@ -45,6 +46,11 @@ async def chat(worker: JobRunner, request: Request) -> Response:
         schema = (response_format.get("json_schema") or {}).get("schema")
         if not isinstance(schema, dict):
             return error_response(400, "response_format.json_schema.schema is required")
+    elif response_format.get("type") == "json_object" and "schema" in response_format:
+        # llama.cpp's and llama-cpp-python's shape of the same request.
+        schema = response_format["schema"]
+        if not isinstance(schema, dict):
+            return error_response(400, "response_format.schema must be an object")
 
     fault, failure = await worker.run_job("chat", 0.0)
     if failure is not None:

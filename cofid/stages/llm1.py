@@ -9,7 +9,7 @@ from cofid.backends.base import Backends, ChatResult
 from cofid.domain.model import CallStatus, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState
-from cofid.domain.prompts import build_llm1_request
+from cofid.domain.prompts import build_llm1_request, with_retry_note
 from cofid.stages.base import (
     StageEnv,
     StageInputs,
@@ -38,7 +38,7 @@ class Llm1Stage:
             call_metadata=ctx.call_metadata,
             trades=ctx.trades,
         )
-        return await backends.chat.complete(req)
+        return await backends.chat.complete(with_retry_note(req, f.model_refusal))
 
     def writes(self, f: FileState, result: ChatResult, ctx: LlmContext) -> tuple[WriteSet, Summary]:
         ws = WriteSet()

@@ -9,7 +9,7 @@ from cofid.backends.base import Backends, ChatResult
 from cofid.domain.model import NO_TRADE_DATA_ANSWER, CallStatus, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState
-from cofid.domain.prompts import build_llm2_request
+from cofid.domain.prompts import build_llm2_request, with_retry_note
 from cofid.domain.questions import TRADE_QUESTION_COUNT, Question, QuestionSet
 from cofid.stages.base import (
     StageEnv,
@@ -46,7 +46,7 @@ class Llm2Stage:
             extracted_trades=ctx.extracted_trades,
             questions=questions,
         )
-        return await backends.chat.complete(req)
+        return await backends.chat.complete(with_retry_note(req, f.model_refusal))
 
     def writes(
         self, f: FileState, result: ChatResult | None, ctx: LlmContext

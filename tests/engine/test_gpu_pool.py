@@ -213,3 +213,17 @@ async def test_cancel_racing_a_grant_releases_exactly_once():
     assert outcome == ["cancelled"]
     assert g.in_use == 0  # ...and given back exactly once
     assert not pool._waiters
+
+
+def test_model_errors_count_as_failed_requests_but_keep_the_host_healthy():
+    # A weak model's refused replies (cut off, off-schema) come from a server that works:
+    # they show in the error rate, never open the breaker.
+    clock = Clock()
+    a = gpu("a", 1, clock, threshold=2, cooldown=30.0)
+    for _ in range(5):
+        a.record(False, 0.2, answered=True)
+    assert a.healthy and a.breaker.consecutive_failures == 0
+    assert a.requests_failed == 5 and a.error_rate() == 1.0
+    a.record(False, 0.1)
+    a.record(False, 0.1)  # two transport failures in a row still open it
+    assert not a.healthy
