@@ -22,6 +22,7 @@ the label stands, confidence 0.0, and the response says `confidence_source: "non
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,10 +41,12 @@ from cofid.backends.base import (
 from cofid.backends.dialects import transcription_form
 from cofid.backends.remote_chat import RemoteChat
 from cofid.backends.remote_http import (
+    REPLY_LIMIT,
     Endpoint,
     ModelReplyError,
     RemoteOptions,
     Upload,
+    describing,
     file_summary,
     number,
     read_upload,
@@ -206,6 +209,12 @@ def parse_verbose_json(
     return language, duration, segments, _language_probabilities(body, language)
 
 
+def _reply_text(body: Any) -> str:
+    """A transcription reply's text, for a failure's request summary (bounded there)."""
+    text = body.get("text") if isinstance(body, Mapping) else None
+    return text if isinstance(text, str) else json.dumps(body, default=str)[:REPLY_LIMIT]
+
+
 def _text_of(segments: list[Segment]) -> str:
     return " ".join(s.text for s in segments if s.text)
 
@@ -253,13 +262,17 @@ class _Transcriber:
             **params,
         }
         path = d.transcriptions_path
-        body, _ = await self.endpoint.post_json(
+        body, status = await self.endpoint.post_json(
             path,
+            model=self.model,
             data=form,
             files={"file": (upload.filename, upload.data, upload.content_type)},
             undecodable_upload=upload.source_duration_s is None,
         )
-        language, duration, segments, probs = parse_verbose_json(body)
+        # A transcription the model got wrong: its failure event shows the reply's text.
+        with describing(self.endpoint.url(path), model=self.model, status=status,
+                        reply=_reply_text(body)):
+            language, duration, segments, probs = parse_verbose_json(body)
         threshold = self.options.compression_ratio_threshold
         loops = sum(1 for s in segments if has_words(s.text) and is_repetition_loop(s, threshold))
         kept = drop_hallucinations(
@@ -269,7 +282,7 @@ class _Transcriber:
             compression_ratio_threshold=threshold,
         )
         request = {
-            "url": self.endpoint.url(path),
+            "url": self.endpoint.public_url(path),
             "model": self.model,
             "dialect": d.name,
             "params": {k: v for k, v in form.items() if k not in d.model_fields},

@@ -44,6 +44,7 @@ from cofid.backends.remote_http import (
     ReplyTooLarge,
     file_summary,
     number,
+    public_url,
     raise_for_status,
     read_bounded,
     read_upload,
@@ -95,7 +96,7 @@ class RemoteDenoise:
         if self.strength is not None:
             form["strength"] = str(self.strength)
         url = self.endpoint.url(DENOISE_PATH)
-        request = {"url": url, "params": dict(form), "file": file_summary(upload)}
+        request = {"url": public_url(url), "params": dict(form), "file": file_summary(upload)}
 
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
@@ -107,7 +108,7 @@ class RemoteDenoise:
             headers, size = await self._download(
                 url, form, (upload.filename, upload.data, upload.content_type), tmp
             )
-            info = await trio.to_thread.run_sync(_store_audio, tmp, output, url)
+            info = await trio.to_thread.run_sync(_store_audio, tmp, output, public_url(url))
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -129,6 +130,7 @@ class RemoteDenoise:
         """POST and stream a 2xx body into `tmp`; (reply headers, bytes written)."""
         options = self.options
         deadline = options.timeout_s + options.connect_timeout_s
+        where = public_url(url)  # what messages name: no credentials
         result: tuple[httpx.Headers, int] | None = None
         try:
             with trio.move_on_after(deadline):
@@ -141,13 +143,13 @@ class RemoteDenoise:
                     timeout=self.endpoint.timeout,
                 ) as response:
                     if response.status_code >= 300:
-                        failed = await read_bounded(response, url, ERROR_BODY_LIMIT)
+                        failed = await read_bounded(response, where, ERROR_BODY_LIMIT)
                         _fail_on_status(failed, url)
                     content_type = response.headers.get("content-type", "")
                     if content_type.split(";")[0].strip().lower() == "application/json":
-                        got = await read_bounded(response, url, ERROR_BODY_LIMIT)
+                        got = await read_bounded(response, where, ERROR_BODY_LIMIT)
                         raise BackendError(
-                            f"{url}: expected audio, got JSON",
+                            f"{where}: expected audio, got JSON",
                             details={"reply": got.text[:2000]},
                         )
                     size = 0
@@ -157,18 +159,18 @@ class RemoteDenoise:
                             size += len(chunk)
                             if size > cap:  # a bounded disk as well as bounded memory
                                 raise ReplyTooLarge(
-                                    f"{url}: the denoised audio is over the limit of {cap} "
+                                    f"{where}: the denoised audio is over the limit of {cap} "
                                     "bytes; reading stopped there",
                                     details={"limit_bytes": cap, "read_bytes": size},
                                 )
                             await sink.write(chunk)
                     result = (response.headers, size)
         except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
+            raise BackendTimeout(f"{where}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
-            raise BackendError(f"{url}: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(f"{where}: {type(exc).__name__}: {exc}") from exc
         if result is None:
-            raise BackendTimeout(f"{url}: no complete reply within {deadline:g} s")
+            raise BackendTimeout(f"{where}: no complete reply within {deadline:g} s")
         return result
 
 
@@ -244,7 +246,7 @@ class RemoteIvr:
         upload = await trio.to_thread.run_sync(read_upload, audio, None)
         form = {} if self.max_ivr_s is None else {"max_ivr_s": str(self.max_ivr_s)}
         request = {
-            "url": self.endpoint.url(IVR_PATH),
+            "url": self.endpoint.public_url(IVR_PATH),
             "params": dict(form),
             "file": file_summary(upload),
         }

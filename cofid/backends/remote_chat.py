@@ -34,6 +34,7 @@ from cofid.backends.remote_http import (  # noqa: F401 (ModelReplyError: importe
     Endpoint,
     ModelReplyError,
     RemoteOptions,
+    describing,
 )
 from cofid.domain.replies import llm1_problems, llm2_problems, normalized_llm2
 
@@ -122,7 +123,7 @@ class RemoteChat:
     async def complete(self, request: ChatRequest) -> ChatResult:
         payload = self.payload(request)
         summary = {
-            "url": self.endpoint.url(CHAT_PATH),
+            "url": self.endpoint.public_url(CHAT_PATH),
             "model": payload["model"],
             "dialect": self.options.dialect.name,
             "max_tokens": payload["max_tokens"],
@@ -131,8 +132,16 @@ class RemoteChat:
             "system_chars": len(request.system),
             "user_chars": len(request.user),
         }
-        body, _ = await self.endpoint.post_json(CHAT_PATH, json=payload)
-        content, finish_reason = _first_choice(body)
+        url = self.endpoint.url(CHAT_PATH)
+        body, status = await self.endpoint.post_json(CHAT_PATH, model=payload["model"], json=payload)
+        with describing(url, model=payload["model"], status=status):
+            content, finish_reason = _first_choice(body)
+        # A reply the model got wrong: its failure event shows the reply's text.
+        with describing(url, model=payload["model"], status=status, reply=content):
+            return self._checked(request, payload, summary, body, content, finish_reason)
+
+    def _checked(self, request: ChatRequest, payload: dict[str, Any], summary: dict[str, Any],
+                 body: Any, content: str, finish_reason: str | None) -> ChatResult:
         reply = content[:REPLY_SUMMARY_CHARS]
         details: dict[str, Any] = {"reply": reply, "finish_reason": finish_reason}
         if finish_reason == "length":

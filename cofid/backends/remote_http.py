@@ -21,6 +21,14 @@ The message is the server's, out of whichever envelope it uses (`server_message`
 `{"object": "error", "message"}`, or plain text; never a Python repr. The reply itself
 rides along in the error's details, cut at REPLY_LIMIT characters.
 
+What failed, for the failure event (`details["request"]`, built by `failed_request` only):
+the URL as scheme://host[:port]/path (`public_url`: never a user, password, query or
+fragment, so neither `user:pass@` nor `?api_key=` reaches an event, a log row or a
+message), the model, the HTTP status (absent when no reply came), the message (one line,
+control characters removed, at most MESSAGE_LIMIT characters) and, for a reply the model
+got wrong (HTTP 2xx), the reply's text (control characters but newline and tab removed, at
+most REPLY_LIMIT characters). Error messages name the URL the same way.
+
 Every request runs under an overall deadline of `timeout_s + connect_timeout_s`, on top of
 httpx's per-operation timeouts, so a server that trickles bytes cannot hold a slot.
 
@@ -36,10 +44,13 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import soundfile
@@ -115,6 +126,76 @@ REFUSAL_MARKERS = (
 )
 
 
+# C0 / C1 controls, DEL, and the bidi overrides / isolates that reorder what a terminal shows.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def public_url(url: str) -> str:
+    """`url` as scheme://host[:port]/path: no user, password, query or fragment."""
+    try:
+        p = urlsplit(url)
+        port = p.port
+    except ValueError:
+        return "(unparsable URL)"
+    host = p.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return urlunsplit((p.scheme, f"{host}:{port}" if port else host, p.path, "", ""))
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line, control characters removed, at most `limit` characters."""
+    return " ".join(_CONTROLS.sub(" ", text).split())[:limit]
+
+
+def clean_text(text: str, limit: int) -> str:
+    """`text` with control characters but newline and tab removed, at most `limit`."""
+    return _CONTROLS_BUT_LINES.sub("", text.replace("\r\n", "\n"))[:limit]
+
+
+def failed_request(
+    url: str,
+    *,
+    model: str | None,
+    status: int | None = None,
+    message: str = "",
+    reply: str | None = None,
+) -> dict[str, Any]:
+    """The summary of a request that failed (module docstring): what a failure event's
+    payload shows."""
+    summary: dict[str, Any] = {"url": public_url(url)}
+    if model:
+        summary["model"] = one_line(model, 200)
+    if status is not None:
+        summary["status"] = status
+    summary["message"] = one_line(message, MESSAGE_LIMIT)
+    if reply is not None:
+        summary["reply"] = clean_text(reply, REPLY_LIMIT)
+    return summary
+
+
+def describe(exc: BackendError, url: str, *, model: str | None, status: int | None = None,
+             reply: str | None = None) -> BackendError:
+    """`exc` with its failed request summary (kept when one is there already)."""
+    if "request" not in exc.details:
+        exc.details["request"] = failed_request(
+            url, model=model, status=status, message=str(exc), reply=reply
+        )
+    return exc
+
+
+@contextmanager
+def describing(url: str, *, model: str | None, status: int | None = None,
+               reply: str | None = None) -> Iterator[None]:
+    """Every BackendError raised inside gets its failed request summary (`describe`)."""
+    try:
+        yield
+    except BackendError as exc:
+        describe(exc, url, model=model, status=status, reply=reply)
+        raise
+
+
 def number(value: Any) -> float | None:
     """A finite float from a JSON number or numeric string (vLLM sends duration as one)."""
     if isinstance(value, bool) or value is None:
@@ -156,8 +237,8 @@ def server_message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         body = response.text
-    text = " ".join(envelope_message(body).split())
-    return text[:MESSAGE_LIMIT] or response.reason_phrase or f"HTTP {response.status_code}"
+    return (one_line(envelope_message(body), MESSAGE_LIMIT)
+            or response.reason_phrase or f"HTTP {response.status_code}")
 
 
 def is_permanent(status: int, message: str, *, undecodable_upload: bool = False) -> bool:
@@ -173,66 +254,95 @@ def is_permanent(status: int, message: str, *, undecodable_upload: bool = False)
 
 
 def raise_for_status(
-    response: httpx.Response, url: str, *, undecodable_upload: bool = False
+    response: httpx.Response, url: str, *, undecodable_upload: bool = False,
+    model: str | None = None,
 ) -> None:
-    """Raise the error a non-2xx reply maps to (its body must have been read)."""
+    """Raise the error a non-2xx reply maps to (its body must have been read); its details
+    carry the failed request's summary (`failed_request`)."""
     status = response.status_code
     if status < 300:
         return
+    where = public_url(url)
     if status < 400:
-        raise BackendError(f"{url}: unexpected HTTP {status}", details={"status": status})
+        raise describe(
+            BackendError(f"{where}: unexpected HTTP {status}", details={"status": status}),
+            url, model=model, status=status,
+        )
     message = server_message(response)
-    details: dict[str, Any] = {"status": status, "url": url, "reply": response.text[:REPLY_LIMIT]}
+    details: dict[str, Any] = {
+        "status": status, "url": where, "reply": response.text[:REPLY_LIMIT],
+        "request": failed_request(url, model=model, status=status, message=message),
+    }
     retry_after = number(response.headers.get("retry-after"))
     if retry_after is not None:
         details["retry_after_s"] = retry_after
     if is_permanent(status, message, undecodable_upload=undecodable_upload):
-        raise PermanentBackendError(f"{url}: HTTP {status}: {message}", details=details)
-    raise BackendError(f"{url}: HTTP {status}: {message}", details=details)
+        raise PermanentBackendError(f"{where}: HTTP {status}: {message}", details=details)
+    raise BackendError(f"{where}: HTTP {status}: {message}", details=details)
 
 
 class Endpoint:
-    """One base URL and the request rules shared by the three backends."""
+    """One base URL and the request rules shared by the three backends.
+
+    The base URL may carry a user and password (sent as Basic auth by httpx) and a query
+    (e.g. a key some gateways want there): `url(path)` puts the path before the query;
+    `public_url(path)` is what summaries, events and messages show (no credentials)."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient, options: RemoteOptions) -> None:
-        base = base_url.rstrip("/")
-        self.base_url = base.removesuffix("/v1")  # accept ".../v1" as well as the host root
+        parts = urlsplit(base_url)
+        base = parts.path.rstrip("/").removesuffix("/v1")  # ".../v1" or the host root
+        self._parts = parts._replace(path=base, fragment="")
+        self.base_url = urlunsplit(self._parts)
         self.client = client
         self.options = options
         self.timeout = httpx.Timeout(options.timeout_s, connect=options.connect_timeout_s)
         self.headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
 
     def url(self, path: str) -> str:
-        return self.base_url + path
+        return urlunsplit(self._parts._replace(path=self._parts.path + path))
+
+    def public_url(self, path: str) -> str:
+        return public_url(self.url(path))
 
     async def post_json(
-        self, path: str, *, undecodable_upload: bool = False, **kwargs: Any
+        self, path: str, *, undecodable_upload: bool = False, model: str | None = None,
+        **kwargs: Any
     ) -> tuple[Any, int]:
-        """POST and decode a JSON reply; returns (body, byte length of the reply).
-        `undecodable_upload`: the file sent is one soundfile could not decode."""
+        """POST and decode a JSON reply; returns (body, HTTP status).
+        `undecodable_upload`: the file sent is one soundfile could not decode. `model`
+        names the model asked, for a failure's request summary."""
         url = self.url(path)
+        where = public_url(url)
         deadline = self.options.timeout_s + self.options.connect_timeout_s
         response = None
-        try:
-            with trio.move_on_after(deadline):
-                async with self.client.stream(
-                    "POST", url, headers=self.headers, timeout=self.timeout, **kwargs
-                ) as streamed:
-                    response = await read_bounded(streamed, url, self.options.max_reply_bytes)
-        except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise BackendError(f"{url}: {type(exc).__name__}: {exc}") from exc
-        if response is None:
-            raise BackendTimeout(f"{url}: no reply within {deadline:g} s")
+        with describing(url, model=model):
+            try:
+                with trio.move_on_after(deadline):
+                    async with self.client.stream(
+                        "POST", url, headers=self.headers, timeout=self.timeout, **kwargs
+                    ) as streamed:
+                        response = await read_bounded(
+                            streamed, where, self.options.max_reply_bytes
+                        )
+            except httpx.TimeoutException as exc:
+                raise BackendTimeout(f"{where}: timed out ({type(exc).__name__})") from exc
+            except httpx.HTTPError as exc:
+                said = str(exc).replace(url, where)  # in case httpx names the URL
+                raise BackendError(f"{where}: {type(exc).__name__}: {said}") from exc
+            if response is None:
+                raise BackendTimeout(f"{where}: no reply within {deadline:g} s")
 
-        raise_for_status(response, url, undecodable_upload=undecodable_upload)
-        try:
-            return response.json(), len(response.content)
-        except ValueError as exc:
-            raise BackendError(
-                f"{url}: reply is not JSON", details={"reply": response.text[:REPLY_LIMIT]}
-            ) from exc
+            raise_for_status(response, url, undecodable_upload=undecodable_upload, model=model)
+            try:
+                return response.json(), response.status_code
+            except ValueError as exc:
+                text = response.text
+                raise describe(
+                    BackendError(
+                        f"{where}: reply is not JSON", details={"reply": text[:REPLY_LIMIT]}
+                    ),
+                    url, model=model, status=response.status_code, reply=text,
+                ) from exc
 
 
 async def read_bounded(response: httpx.Response, url: str, limit: int) -> httpx.Response:

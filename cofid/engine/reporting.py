@@ -72,8 +72,13 @@ class StageReporting:
         # seed's per-status count of a finished batch shows no pending work.
         ws.update("call", "id", f.call_id, status=CallStatus.FAILED)
         ws.ops.append(processing_log(f, stage, "failed", attempt, error=reason, details=details))
+        # The event's payload is the request that failed, as the backend summarised it
+        # (cofid.backends.remote_http.failed_request: URL without credentials, model,
+        # status, message, a wrong reply's text); its response the rest of the details.
+        request = details.get("request")
+        rest = {k: v for k, v in details.items() if k != "request"}
         ev = self._file_event(run, f, stage, EventType.ERROR, EventStatus.FAILED,
-                              response=details or None)
+                              payload=request or None, response=rest or None)
         ev.error_message = reason
         # The failure and the verdicts it decides (call_unusable) commit together.
         await self.writer.commit(ws.ops, [ev], after=verdicts_after(self.env, f, stage, "failed"))

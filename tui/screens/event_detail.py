@@ -1,5 +1,11 @@
 """One event in full: its fields, then payload, response and metadata pretty-printed in a
-scrollable, selectable text area (c copies everything, Ctrl+C the selection)."""
+scrollable, selectable text area (c copies everything, Ctrl+C the selection).
+
+A file's failure at a model server carries the request that failed as its payload (the
+Event message's contract in protos/cofi/v1/cofi.proto: url without credentials, model,
+status, message, a wrong reply's text): it is shown first, as "request that failed", one
+field a line. Everything is the daemon's text, shown literally (a TextArea parses no
+markup)."""
 
 from __future__ import annotations
 
@@ -10,12 +16,31 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TextArea
 
-from tui.model import EventRecord, pretty_json
+from tui.model import EventRecord, parse_json_object, pretty_json
 from tui.text import plain
 
 
+def failed_request(ev: EventRecord) -> str:
+    """The request a failure event names, one field a line; "" when it names none."""
+    if not ev.is_error:
+        return ""
+    req = parse_json_object(ev.payload)
+    if not isinstance(req.get("url"), str):
+        return ""
+    status = req.get("status")
+    lines = [f"POST {req['url']}",
+             f"model: {req.get('model') or '—'}",
+             f"status: HTTP {status}" if status is not None else "status: no reply",
+             f"message: {req.get('message') or '—'}"]
+    if isinstance(req.get("reply"), str):
+        lines.append(f"reply:\n{req['reply']}")
+    return "\n".join(lines)
+
+
 def detail_text(ev: EventRecord) -> str:
+    request = failed_request(ev)
     parts = [
+        ("request that failed", request) if request else
         ("payload", pretty_json(ev.payload) or "(empty)"),
         ("response", pretty_json(ev.response) or "(empty)"),
     ]
