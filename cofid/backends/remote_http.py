@@ -56,7 +56,7 @@ import httpx
 import soundfile
 import trio
 
-from cofid.backends.base import AudioRef, BackendError, PermanentBackendError
+from cofid.backends.base import AudioRef, BackendError, ModelOutputError, PermanentBackendError
 from cofid.backends.dialects import Dialect
 from cofid.domain.ports import BackendTimeout
 
@@ -98,7 +98,7 @@ ERROR_BODY_LIMIT = 64 * 1024  # bytes of a non-2xx reply read for its message
 MODEL_ERROR_NOTE = "the model's reply was refused before storing it; the call is retried"
 
 
-class ModelReplyError(BackendError):
+class ModelReplyError(ModelOutputError):
     """The server answered, but the model's reply cannot be used (worth a retry)."""
 
     def __init__(self, message: str, *, details: dict[str, Any]) -> None:
