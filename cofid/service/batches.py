@@ -253,7 +253,9 @@ async def run_batch(app: AppContext, batch_id: int,
 
 
 async def _finish_batch(app: AppContext, batch_id: int, run: PlanRun) -> None:
-    failed = sum(c.failed for c in run.counters.values())
+    # Every failed file of the batch, a restart included (a file that failed before it
+    # counts as failed_before at its stage): the last word says how many failed.
+    failed = sum(c.failed + c.failed_before for c in run.counters.values())
 
     def finish(conn: Connection) -> list[Event]:
         rec = batch_rows.get(conn, batch_id)
