@@ -1,10 +1,12 @@
-"""Issue 15.10 on a real daemon (serve_main, fake GPUs), SQLite and MariaDB: ListTasks
-(filters, keyset pages, signed tokens), upload idempotency keys, reflection served as
-grpc.reflection.v1 too."""
+"""Issue 15.10 on a real daemon (serve_main, fake GPUs), on SQLite and on MariaDB with the
+server zone at +05:30 (tests/conftest.py's zoned_db_url): ListTasks (filters, keyset pages,
+signed tokens), upload idempotency keys (exact task, batchStatus, fileDistribution and
+call rows), reflection served as grpc.reflection.v1 too."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import grpc
 import sqlalchemy as sa
@@ -13,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from cofid.api.validate import TOKEN_REFUSED
 from cofid.store import tables as t
+from cofid.store.writes import utcnow
 from protos.cofi.v1 import cofi_pb2 as pb
 from tests.api.conftest import (
     VIEW,
@@ -38,8 +41,9 @@ async def _all_pages(h, size: int, **filters) -> list[pb.Task]:
         assert pages < 50
 
 
-async def test_list_tasks_filters_and_pages(start_server, tmp_path, db_url):
-    h = await start_server(db_url)
+async def test_list_tasks_filters_and_pages(start_server, tmp_path, zoned_db_url):
+    h = await start_server(zoned_db_url)
+    t0 = utcnow() - timedelta(seconds=1)
     ups = []
     for i in range(3):
         up = await h.upload({f"l{i}.wav": wav_bytes(freq=300 + 40 * i)})
@@ -63,6 +67,15 @@ async def test_list_tasks_filters_and_pages(start_server, tmp_path, db_url):
 
     expected = await h.query(newest_first)
     assert sorted(expected) == sorted([*ups, ra.task_id, ref.task_id])
+    tk = t.task
+    rows = await h.query(lambda c: {r.id: tuple(r)[1:] for r in c.execute(sa.select(
+        tk.c.id, tk.c.kind, tk.c.state, tk.c.batchId, tk.c.error, tk.c.createdAt))})
+    assert {i: r[:4] for i, r in rows.items()} == {
+        **{u: ("upload", "completed", rows[u][2], None) for u in ups},
+        ra.task_id: ("reaudit", "completed", None, None),
+        ref.task_id: ("batch", "cancelled", bid, "cancelled by request"),
+    }
+    assert len({rows[u][2] for u in ups}) == 3  # a batch per upload
     for size in (1, 2, 5, 0):
         assert [x.task_id for x in await _all_pages(h, size)] == expected, size
     listed = {x.task_id: x for x in await _all_pages(h, 2)}
@@ -72,6 +85,12 @@ async def test_list_tasks_filters_and_pages(start_server, tmp_path, db_url):
         "cancelled by request",
     )
     assert [s.stage for s in listed[ra.task_id].stages] == ["llm2"]  # as GetTask shows it
+    # One clock: each task's created_at is its row's, in UTC (the server's zone is +05:30).
+    t1 = utcnow() + timedelta(seconds=1)
+    for tid, task in listed.items():
+        created = task.created_at.ToDatetime()
+        assert created == rows[tid][4].replace(tzinfo=None), tid
+        assert t0 <= created <= t1, (tid, created)
     assert [x.task_id for x in await _all_pages(h, 2, kinds=["upload"])] == [
         i for i in expected if i in ups
     ]
@@ -109,27 +128,49 @@ async def test_list_tasks_filters_and_pages(start_server, tmp_path, db_url):
     )
 
 
-async def _counts(h) -> tuple[int, int, int]:
+async def _rows(h) -> dict[str, list[tuple]]:
+    """What an upload writes, row by row: its task, its batch, its files and calls."""
+
     def q(c):
-        n = lambda tbl: c.execute(sa.select(sa.func.count()).select_from(tbl)).scalar()  # noqa: E731
-        return n(t.task), n(t.batch_status), n(t.call)
+        def rows(*cols, order):
+            return [tuple(r) for r in c.execute(sa.select(*cols).order_by(*order))]
+
+        tk, bs, fd, cl = t.task, t.batch_status, t.file_distribution, t.call
+        return {
+            "task": rows(tk.c.id, tk.c.kind, tk.c.batchId, order=[tk.c.id]),
+            "batchStatus": rows(bs.c.id, bs.c.source, bs.c.totalFiles, order=[bs.c.id]),
+            "fileDistribution": rows(fd.c.batchId, fd.c.file, order=[fd.c.file]),
+            "call": rows(cl.c.batchId, cl.c.audioName, order=[cl.c.audioName]),
+        }
 
     return await h.query(q)
 
 
-async def test_upload_retry_with_the_same_key_returns_the_first_reply(start_server, db_url):
-    h = await start_server(db_url)
+def _one_upload(task_id: str, batch_id: int, names: list[str]) -> dict[str, list[tuple]]:
+    return {
+        "task": [(task_id, "upload", batch_id)],
+        "batchStatus": [(batch_id, "upload", len(names))],
+        "fileDistribution": [(batch_id, n) for n in sorted(names)],
+        "call": [(batch_id, n) for n in sorted(names)],
+    }
+
+
+async def test_upload_retry_with_the_same_key_returns_the_first_reply(
+    start_server, zoned_db_url
+):
+    h = await start_server(zoned_db_url)
     files = {"k1.wav": wav_bytes(), "k2.wav": wav_bytes(freq=500)}
     key = {"idempotency_key": "retry-7f3c:1"}
     first = await h.upload(files, header_extra=key)
     assert first.status == "queued" and first.batch_id > 0
-    assert await _counts(h) == (1, 1, 2)
+    one = _one_upload(first.task_id, first.batch_id, list(files))
+    assert await _rows(h) == one
     # The reply was lost; the client sends the same upload again, with or without replace.
     again = await h.upload(files, header_extra=key)
     assert again == first
     replaced = await h.upload(files, header_extra=key, replace=True)
     assert replaced == first
-    assert await _counts(h) == (1, 1, 2)  # no second batch, no second task
+    assert await _rows(h) == one  # no second batch, no second task: the same rows
     task = await h.wait_task(first.task_id)
     assert task.state == "completed"
     assert json.loads(task.request_json)["idempotency_key"] == "retry-7f3c:1"
@@ -151,11 +192,13 @@ async def test_upload_retry_with_the_same_key_returns_the_first_reply(start_serv
     # Without a key a repeat is still ALREADY_EXISTS, and replace makes a new batch.
     code, _ = await h.code_of("UploadAudit", iter(upload_messages(files)))
     assert code == C.ALREADY_EXISTS
-    assert await _counts(h) == (1, 1, 2)
+    assert await _rows(h) == one
 
 
-async def test_a_key_being_received_is_refused_until_its_upload_ended(start_server):
-    h = await start_server()
+async def test_a_key_being_received_is_refused_until_its_upload_ended(
+    start_server, zoned_db_url
+):
+    h = await start_server(zoned_db_url)
     release = trio.Event()
     data = wav_bytes()
     key = {"idempotency_key": "slow-upload"}
@@ -186,8 +229,11 @@ async def test_a_key_being_received_is_refused_until_its_upload_ended(start_serv
             "an upload with this idempotency_key is being received right now; retry once it ended",
         )
         release.set()
-    assert await h.upload({"s1.wav": data}, header_extra=key) == first_reply[0]
+    first = first_reply[0]
+    assert await h.upload({"s1.wav": data}, header_extra=key) == first
     assert not h.service.uploading_tasks
+    # The refused attempt and the retry wrote nothing: the first upload's rows only.
+    assert await _rows(h) == _one_upload(first.task_id, first.batch_id, ["s1.wav"])
 
 
 async def test_reflection_is_served_as_v1_and_v1alpha(start_server):
