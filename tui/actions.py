@@ -1,7 +1,10 @@
 """Operator actions, each behind a confirmation (tui.screens.confirm): reaudit chosen
-stages of a call, cancel the dashboard batch's task. They need an operator token; a
-viewer's is refused and said so in one line ("auth refused (viewer token?)"), in the
-words the banner uses (tui.health.explain_auth). Results and refusals are toasts."""
+stages of a call, cancel the dashboard batch's task. They send the operator token
+(--operator-token-file or $COFI_OPERATOR_TOKEN, tui.config), never the viewer's: without
+one the key says so in one line (NEED_OPERATOR) and nothing is sent; a token the daemon
+refuses for the action (a viewer token given as the operator's) is said in one line
+("auth refused (viewer token?)"), in the words the banner uses (tui.health.explain_auth).
+Results and refusals are toasts."""
 
 from __future__ import annotations
 
@@ -13,15 +16,32 @@ from tui.client import explain_link, explain_refusal, is_auth_error
 from tui.screens.confirm import ConfirmScreen, ReauditScreen
 from tui.text import plain_str
 
+NEED_OPERATOR = (
+    "{what} needs an operator token: --operator-token-file PATH or $COFI_OPERATOR_TOKEN; "
+    "nothing sent"
+)
+
 
 def _why(app: Any, exc: BaseException) -> str:
+    """One line for a failed action: the operator token's refusal, or the link's."""
     s = app.settings
     if is_auth_error(exc):
-        return explain_refusal(exc, s.token is not None, s.token_source)
-    return explain_link(exc, s.target, s.token_source)
+        return explain_refusal(exc, s.operator_token is not None, s.operator_token_source)
+    return explain_link(exc, s.target, s.operator_token_source)
+
+
+def _no_operator_token(app: Any, what: str) -> bool:
+    """Without an operator token: say so in one line (nothing is sent) and True."""
+    if app.settings.operator_token is not None:
+        return False
+    app.notify(NEED_OPERATOR.format(what=what), severity="warning", markup=False)
+    return True
 
 
 def ask_reaudit(app: Any, audio_name: str) -> None:
+    if _no_operator_token(app, "Reaudit"):
+        return
+
     async def send(stages: list[str]) -> None:
         try:
             task_id = await app.client.reaudit([audio_name], stages)
@@ -43,6 +63,9 @@ def ask_reaudit(app: Any, audio_name: str) -> None:
 
 
 def ask_cancel(app: Any, batch_id: int) -> None:
+    if _no_operator_token(app, "Cancel"):
+        return
+
     async def find_and_confirm() -> None:
         try:
             task_id = await app.client.batch_task(batch_id)

@@ -70,7 +70,7 @@ class CofiApp(HealthFacts, App):
         super().__init__()
         self.settings = settings
         self.client_factory = client_factory or (
-            lambda s: CofiClient(s.target, s.token, s.ca_file))
+            lambda s: CofiClient(s.target, s.token, s.ca_file, s.operator_token))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.backoff, self.idle_timeout = backoff, idle_timeout
         self.refresh_s, self.gpu_refresh_s, self.poll_s = refresh_s, gpu_refresh_s, poll_s

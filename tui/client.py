@@ -56,7 +56,8 @@ class Client(Protocol):
               event_types: tuple[str, ...] = (), idle_timeout: float = 30.0
               ) -> AsyncIterator[StreamItem]: ...
 
-    # operator actions (an operator token; a viewer's is refused: PERMISSION_DENIED)
+    # operator actions (sent with the operator token; a viewer's is refused:
+    # PERMISSION_DENIED); batch_task is a read (the viewer token)
     async def reaudit(self, audio_names: list[str], stages: list[str]) -> str: ...
 
     async def batch_task(self, batch_id: int) -> str | None: ...
@@ -65,9 +66,12 @@ class Client(Protocol):
 
 
 class CofiClient:
-    def __init__(self, target: str, token: str | None, ca_file: str | None = None) -> None:
+    def __init__(self, target: str, token: str | None, ca_file: str | None = None,
+                 operator_token: str | None = None) -> None:
         self.target = target
         self._md = (("authorization", f"Bearer {token}"),) if token else None
+        # The operator actions send the operator token, and only they (tui.config).
+        self._op_md = (("authorization", f"Bearer {operator_token}"),) if operator_token else None
         if ca_file:
             creds = grpc.ssl_channel_credentials(Path(ca_file).read_bytes())
             self.channel = grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
@@ -121,7 +125,7 @@ class CofiClient:
     async def reaudit(self, audio_names: list[str], stages: list[str]) -> str:
         """Start a reaudit; its task id."""
         r = await self.stub.Reaudit(pb.ReauditRequest(audio_names=audio_names, stages=stages),
-                                    metadata=self._md, timeout=UNARY_TIMEOUT_S)
+                                    metadata=self._op_md, timeout=UNARY_TIMEOUT_S)
         return str(r.task_id)
 
     async def batch_task(self, batch_id: int) -> str | None:
@@ -134,7 +138,7 @@ class CofiClient:
     async def cancel_task(self, task_id: str) -> str:
         """Cancel a task; its state afterwards."""
         t = await self.stub.CancelTask(pb.CancelTaskRequest(task_id=task_id),
-                                       metadata=self._md, timeout=UNARY_TIMEOUT_S)
+                                       metadata=self._op_md, timeout=UNARY_TIMEOUT_S)
         return str(t.state)
 
     async def watch(self, batch_id: int, from_event_id: int | None, *,

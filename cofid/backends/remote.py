@@ -22,7 +22,6 @@ the label stands, confidence 0.0, and the response says `confidence_source: "non
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,16 +40,15 @@ from cofid.backends.base import (
 from cofid.backends.dialects import transcription_form
 from cofid.backends.remote_chat import RemoteChat
 from cofid.backends.remote_http import (
-    REPLY_LIMIT,
     Endpoint,
     ModelReplyError,
     RemoteOptions,
     Upload,
-    describing,
     file_summary,
     number,
     read_upload,
 )
+from cofid.backends.request_summary import describing, reply_text
 from cofid.domain.language import LABEL_OTHER, label_language, normalize_language, script_counts
 from cofid.domain.replies import MAX_TEXT_CHARS, transcript_problems
 from cofid.domain.segments import (
@@ -209,12 +207,6 @@ def parse_verbose_json(
     return language, duration, segments, _language_probabilities(body, language)
 
 
-def _reply_text(body: Any) -> str:
-    """A transcription reply's text, for a failure's request summary (bounded there)."""
-    text = body.get("text") if isinstance(body, Mapping) else None
-    return text if isinstance(text, str) else json.dumps(body, default=str)[:REPLY_LIMIT]
-
-
 def _text_of(segments: list[Segment]) -> str:
     return " ".join(s.text for s in segments if s.text)
 
@@ -271,7 +263,7 @@ class _Transcriber:
         )
         # A transcription the model got wrong: its failure event shows the reply's text.
         with describing(self.endpoint.url(path), model=self.model, status=status,
-                        reply=_reply_text(body)):
+                        reply=reply_text(body)):
             language, duration, segments, probs = parse_verbose_json(body)
         threshold = self.options.compression_ratio_threshold
         loops = sum(1 for s in segments if has_words(s.text) and is_repetition_loop(s, threshold))

@@ -21,13 +21,9 @@ The message is the server's, out of whichever envelope it uses (`server_message`
 `{"object": "error", "message"}`, or plain text; never a Python repr. The reply itself
 rides along in the error's details, cut at REPLY_LIMIT characters.
 
-What failed, for the failure event (`details["request"]`, built by `failed_request` only):
-the URL as scheme://host[:port]/path (`public_url`: never a user, password, query or
-fragment, so neither `user:pass@` nor `?api_key=` reaches an event, a log row or a
-message), the model, the HTTP status (absent when no reply came), the message (one line,
-control characters removed, at most MESSAGE_LIMIT characters) and, for a reply the model
-got wrong (HTTP 2xx), the reply's text (control characters but newline and tab removed, at
-most REPLY_LIMIT characters). Error messages name the URL the same way.
+Every error's details carry the failed request's summary, `details["request"]`
+(cofid.backends.request_summary: no credentials, bounded); messages name the URL without
+credentials too (`public_url`).
 
 Every request runs under an overall deadline of `timeout_s + connect_timeout_s`, on top of
 httpx's per-operation timeouts, so a server that trickles bytes cannot hold a slot.
@@ -44,9 +40,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +52,15 @@ import trio
 
 from cofid.backends.base import AudioRef, BackendError, ModelOutputError, PermanentBackendError
 from cofid.backends.dialects import Dialect
+from cofid.backends.request_summary import (
+    MESSAGE_LIMIT,
+    REPLY_LIMIT,
+    describe,
+    describing,
+    failed_request,
+    one_line,
+    public_url,
+)
 from cofid.domain.ports import BackendTimeout
 
 AUDIO_TYPES = {
@@ -93,7 +96,6 @@ class RemoteOptions:
     max_audio_reply_bytes: int = 1024 * 1024 * 1024
 
 
-REPLY_LIMIT = 2000  # characters of a server's reply kept in an error's details
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of a non-2xx reply read for its message
 MODEL_ERROR_NOTE = "the model's reply was refused before storing it; the call is retried"
 
@@ -111,7 +113,6 @@ class ReplyTooLarge(ModelReplyError):
     """A reply over the configured byte limit; reading stopped at the limit."""
 
 
-MESSAGE_LIMIT = 500
 # Phrases of an HTTP 500 that refuses the request's shape rather than failing to serve it.
 REFUSAL_MARKERS = (
     "input should be",
@@ -124,76 +125,6 @@ REFUSAL_MARKERS = (
     "does not exist",
     "must be one of",
 )
-
-
-# C0 / C1 controls, DEL, and the bidi overrides / isolates that reorder what a terminal shows.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROLS_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def public_url(url: str) -> str:
-    """`url` as scheme://host[:port]/path: no user, password, query or fragment."""
-    try:
-        p = urlsplit(url)
-        port = p.port
-    except ValueError:
-        return "(unparsable URL)"
-    host = p.hostname or ""
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    return urlunsplit((p.scheme, f"{host}:{port}" if port else host, p.path, "", ""))
-
-
-def one_line(text: str, limit: int) -> str:
-    """`text` on one line, control characters removed, at most `limit` characters."""
-    return " ".join(_CONTROLS.sub(" ", text).split())[:limit]
-
-
-def clean_text(text: str, limit: int) -> str:
-    """`text` with control characters but newline and tab removed, at most `limit`."""
-    return _CONTROLS_BUT_LINES.sub("", text.replace("\r\n", "\n"))[:limit]
-
-
-def failed_request(
-    url: str,
-    *,
-    model: str | None,
-    status: int | None = None,
-    message: str = "",
-    reply: str | None = None,
-) -> dict[str, Any]:
-    """The summary of a request that failed (module docstring): what a failure event's
-    payload shows."""
-    summary: dict[str, Any] = {"url": public_url(url)}
-    if model:
-        summary["model"] = one_line(model, 200)
-    if status is not None:
-        summary["status"] = status
-    summary["message"] = one_line(message, MESSAGE_LIMIT)
-    if reply is not None:
-        summary["reply"] = clean_text(reply, REPLY_LIMIT)
-    return summary
-
-
-def describe(exc: BackendError, url: str, *, model: str | None, status: int | None = None,
-             reply: str | None = None) -> BackendError:
-    """`exc` with its failed request summary (kept when one is there already)."""
-    if "request" not in exc.details:
-        exc.details["request"] = failed_request(
-            url, model=model, status=status, message=str(exc), reply=reply
-        )
-    return exc
-
-
-@contextmanager
-def describing(url: str, *, model: str | None, status: int | None = None,
-               reply: str | None = None) -> Iterator[None]:
-    """Every BackendError raised inside gets its failed request summary (`describe`)."""
-    try:
-        yield
-    except BackendError as exc:
-        describe(exc, url, model=model, status=status, reply=reply)
-        raise
 
 
 def number(value: Any) -> float | None:

@@ -6,6 +6,8 @@ by cause and GPU, and the call view's reaudit dialog, at 160×48."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.tui.fakes import FILES, NOW, SETTINGS, FakeClient, RunningFakeClient
 from tests.tui.test_snapshots import settle as settle_done
 from tests.tui.test_snapshots import stable
@@ -47,9 +49,14 @@ def test_stalled_dashboard_160x48(snap_compare):
     assert snap_compare(make_app(), terminal_size=(160, 48), run_before=settle)
 
 
-def completed_app() -> CofiApp:
+# The operator actions need an operator token (tui.actions); never on screen.
+OPERATOR = replace(SETTINGS, operator_token="op-fake", operator_token_source="test")
+
+
+def completed_app(operator: bool = False) -> CofiApp:
     return CofiApp(
-        SETTINGS, client_factory=lambda s: FakeClient(), clock=lambda: NOW, gpu_refresh_s=0
+        OPERATOR if operator else SETTINGS, client_factory=lambda s: FakeClient(),
+        clock=lambda: NOW, gpu_refresh_s=0,
     )
 
 
@@ -87,7 +94,7 @@ def test_cancel_confirmation_80x24(snap_compare):
         await pilot.press("c")
         await stable(pilot)
 
-    assert snap_compare(completed_app(), terminal_size=(80, 24), run_before=run)
+    assert snap_compare(completed_app(operator=True), terminal_size=(80, 24), run_before=run)
 
 
 def test_call_view_reaudit_160x48(snap_compare):
@@ -100,4 +107,4 @@ def test_call_view_reaudit_160x48(snap_compare):
         await pilot.press("r")
         await stable(pilot)
 
-    assert snap_compare(completed_app(), terminal_size=(160, 48), run_before=run)
+    assert snap_compare(completed_app(operator=True), terminal_size=(160, 48), run_before=run)
