@@ -20,7 +20,8 @@ Rules, in the order they are applied (the first broken one is the error):
    end, never past ``size_bytes``. They go to ``<uploads>/<task_id>/.<i>.part``.
 5. When the stream ends every file holds exactly ``size_bytes``, matches its sha256 and
    is decodable audio (libsndfile); only then are the parts renamed to their names and
-   the upload handed to :func:`cofid.service.uploads.finish_upload` (batch row, task).
+   the upload handed to :func:`cofid.service.uploads.finish_upload` (batch row, task)
+   with each file's size and SHA-256 as received, kept as its recordingDigest.
 6. A client that sends nothing for ``grpc.upload_idle_timeout_s``, or whose upload is
    not over ``grpc.upload_deadline_s`` after it began (a trickle of tiny chunks is never
    idle), is cut off with DEADLINE_EXCEEDED naming the limit; a client that goes away
@@ -54,6 +55,7 @@ import soundfile as sf
 from cofid.api.bridge import ApiError, exhausted, invalid
 from cofid.api.validate import optional
 from cofid.config.model import GrpcConfig
+from cofid.domain.evidence_bundle import FileDigest
 from cofid.plans import batch as bp
 from cofid.service.uploads import KEY_CHARS, MAX_KEY_CHARS, task_id_for_key
 from protos.cofi.v1 import cofi_pb2 as pb
@@ -235,8 +237,11 @@ def receive_upload(request_iterator: Iterator[pb.UploadRequest],
         final = [task_dir / n for n in names]
         for p, q in zip(parts, final, strict=True):
             os.replace(p, q)
+        # The digests computed while the bytes arrived are the recordings' as first
+        # stored (recordingDigest): the files are not read again for them.
+        kept = {n: FileDigest(received[i], digests[i].hexdigest()) for i, n in enumerate(names)}
         batch_id = call(service.finish_upload, task_id, [str(p) for p in final],
-                        pid, cmid, request)
+                        pid, cmid, request, kept)
         task_dir = None  # kept
         return pb.UploadReply(status="queued", task_id=task_id, batch_id=batch_id,
                               stored_names=names)

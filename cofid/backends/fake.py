@@ -57,12 +57,15 @@ class FakeCall:
     corrupt: bool = False
     flaky: bool = False
     ivr_offset_s: float = 0.0
+    # What the detector "said" (LidResult.detected): "fr" for a *_fr* call labelled other.
+    detected: str | None = None
 
 
 def default_script(name: str) -> FakeCall:
     low = name.lower()
     h = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
     lang = "hi" if "_hi" in low else "other" if ("_fr" in low or "_de" in low) else "en"
+    detected = "fr" if "_fr" in low else "de" if "_de" in low else lang
     duration = 2.5 if "_short" in low else 30.0 + (h % 600) / 10.0
     return FakeCall(
         language=lang,
@@ -71,6 +74,7 @@ def default_script(name: str) -> FakeCall:
         corrupt="corrupt" in low,
         flaky="_flaky" in low,
         ivr_offset_s=float(h % 7),
+        detected=detected,
     )
 
 
@@ -138,7 +142,8 @@ class FakeBackends:
         await self._sleep()
         return LidResult(language=fc.language, confidence=0.9, duration_s=fc.duration_s,
                          request={"file": audio.name},
-                         response={"language": fc.language, "duration": fc.duration_s})
+                         response={"language": fc.language, "duration": fc.duration_s},
+                         detected=fc.detected)
 
     async def transcribe(self, audio: AudioRef, language: str) -> SttResult:
         fc = self._enter("stt", audio.name)

@@ -326,8 +326,7 @@ class RemoteLid(_Transcriber):
             language=label,
             confidence=confidence,
             duration_s=upload.source_duration_s if upload.source_duration_s else decoded.duration,
-            request=decoded.request,
-            response=response,
+            request=decoded.request, response=response, detected=decoded.language,
         )
 
 

@@ -17,11 +17,13 @@ Times in the transcript are seconds from the start of the IVR-trimmed audio, as 
 stores them; transcript.json carries the trim offset, so a segment starts at
 start + ivr_trim_offset_s in the recording itself.
 
-The original digest: cofid stores no digest of a recording when it first stores it (the
-upload's SHA-256 is checked, then dropped; a batch directory's files are never hashed).
-So the manifest's recording digest is of the file as it is on disk when the bundle is
-made, and says so (``sha256_of``); ``sha256_as_first_stored`` is null until cofid keeps
-one.
+The original digest: cofid keeps the SHA-256 and size of every recording as it first took
+it in (recordingDigest: a batch's distribution hashes each file, an upload keeps the
+digest it computed while receiving), written once and never replaced. The manifest's
+``sha256`` is of the file as it is on disk when the bundle is made (``sha256_of`` says
+so); ``sha256_as_first_stored`` is the kept one and ``matches_first_stored`` says whether
+the two agree (size and digest). A recording taken in before cofid kept digests has
+neither: both are null and the note says why.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 FORMAT = "cofi-evidence/1"
 RECORDING_DIR = "recording"
@@ -45,9 +47,20 @@ DOCUMENTS = (TRANSCRIPT, EXTRACTED, BOOKED, VERDICT, ANSWERS)
 
 RECORDING_SHA256_OF = "the recording file as stored on the daemon's disk when the bundle was made"
 NO_ORIGINAL_DIGEST = (
-    "cofid keeps no digest of a recording as first stored; sha256 is of "
-    "the file on disk when the bundle was made"
+    "no digest was kept when this recording was first stored (taken in before cofid "
+    "kept them); sha256 is of the file on disk when the bundle was made"
 )
+CHANGED_SINCE_STORED = (
+    "the recording on disk differs from the recording as first stored: sha256 is of "
+    "the file on disk when the bundle was made, sha256_as_first_stored of the original"
+)
+
+
+class FileDigest(NamedTuple):
+    """A file's size and lowercase hex SHA-256."""
+
+    size_bytes: int
+    sha256: str
 
 
 def recording_name(audio_name: str) -> str:
@@ -184,11 +197,16 @@ def manifest_doc(
     created_at: datetime,
     files: Sequence[tuple[str, int, str]],
     recording: str,
-    original_sha256: str | None = None,
+    first_stored: FileDigest | None = None,
 ) -> dict[str, Any]:
     """manifest.json: ``files`` are (name, size, sha256) of every other file in bundle
-    order; ``recording`` names the recording among them."""
+    order; ``recording`` names the recording among them; ``first_stored`` is its digest
+    as cofid first took it in (None: none was kept)."""
     rec = next(f for f in files if f[0] == recording)
+    matches = None if first_stored is None else (
+        (first_stored.size_bytes, first_stored.sha256) == (rec[1], rec[2])
+    )
+    note = NO_ORIGINAL_DIGEST if matches is None else "" if matches else CHANGED_SINCE_STORED
     return {
         "format": FORMAT,
         "created_at": created_at,
@@ -202,7 +220,11 @@ def manifest_doc(
             "size_bytes": rec[1],
             "sha256": rec[2],
             "sha256_of": RECORDING_SHA256_OF,
-            "sha256_as_first_stored": original_sha256,
-            "note": "" if original_sha256 else NO_ORIGINAL_DIGEST,
+            "sha256_as_first_stored": None if first_stored is None else first_stored.sha256,
+            "size_bytes_as_first_stored": (
+                None if first_stored is None else first_stored.size_bytes
+            ),
+            "matches_first_stored": matches,
+            "note": note,
         },
     }

@@ -126,9 +126,9 @@ def normalize_language(code_or_name: str | None) -> str | None:
     """A language code ("en", "hi", ...) from a code, a locale or a Whisper language name.
 
     Unknown values come back lower-cased (they still mean "some other language");
-    None or blank gives None.
+    None, blank or not a string (a server's JSON may hold anything) gives None.
     """
-    if code_or_name is None:
+    if not isinstance(code_or_name, str):
         return None
     value = code_or_name.strip().lower().replace("_", "-")
     if not value:
@@ -143,6 +143,26 @@ def normalize_language(code_or_name: str | None) -> str | None:
     if primary in WHISPER_LANGUAGES:
         return primary
     return _ALIASES.get(primary, primary or None)
+
+
+# What lidStatus.detectedLanguage (VARCHAR(16)) admits: a primary subtag of 2-8 lowercase
+# letters, then letter subtags, at most DETECTED_CODE_MAX characters in all.
+DETECTED_CODE_MAX = 16
+_DETECTED_CODE = re.compile(r"[a-z]{2,8}(?:-[a-z]{1,8})*")
+
+
+def detected_code(value: object) -> str | None:
+    """The detector's own language, as stored beside the label (lidStatus.detectedLanguage):
+    `normalize_language` of it ("French" -> "fr", "fr-FR" -> "fr"), kept only when it is a
+    short language code — lowercase ASCII letters and hyphens, at most DETECTED_CODE_MAX
+    characters. It comes from a model server: anything else (not a string, digits,
+    punctuation, spaces, other scripts, too long) is None, never truncated or cleaned up."""
+    if not isinstance(value, str) or len(value) > 4 * DETECTED_CODE_MAX:
+        return None
+    code = normalize_language(value)
+    if code is None or len(code) > DETECTED_CODE_MAX or not _DETECTED_CODE.fullmatch(code):
+        return None
+    return code
 
 
 def language_name(code: str) -> str:

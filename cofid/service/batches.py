@@ -19,7 +19,7 @@ StartBatch rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +28,7 @@ import trio
 
 from cofid.domain import csv_ingest
 from cofid.domain.events import Event
+from cofid.domain.evidence_bundle import FileDigest
 from cofid.domain.model import Stage
 from cofid.domain.pipeline import FileState
 from cofid.domain.questions import QuestionSet
@@ -39,6 +40,7 @@ from cofid.plans import batch as bp
 from cofid.service import cancel, intake
 from cofid.service.batch_dir import read_batch_dir
 from cofid.service.context import AppContext, ServiceContext
+from cofid.service.digests import digests_of
 from cofid.service.errors import BatchExists, BatchInputError, InvalidRequest
 from cofid.service.tasks import LiveTask, TaskRecord
 from cofid.store import batches as batch_rows
@@ -125,12 +127,15 @@ def walk_status(conn: Connection, batch_id: int) -> list[Event]:
 
 def distribution_step(conn: Connection, batch_id: int, bi: bp.BatchInput,
                       gpu_for_file: Callable[[], str], total_slots: int = 1, *,
-                      file_start_events: bool = True) -> list[Event]:
-    """Step 2: fileDistribution and call rows for every file, in distribution order."""
+                      file_start_events: bool = True,
+                      digests: Mapping[str, FileDigest] | None = None) -> list[Event]:
+    """Step 2: fileDistribution and call rows for every file, in distribution order, and
+    the recordingDigest of each file `digests` holds (hashed before the transaction)."""
     d = bp.distribution(batch_id, bi, gpu_for_file, total_slots,
                         file_start_events=file_start_events)
     batch_rows.distribute(conn, batch_id, d.files, process_id=bi.process_id,
-                          category_mapping_id=bi.category_mapping_id, refused=d.refused)
+                          category_mapping_id=bi.category_mapping_id, refused=d.refused,
+                          digests=digests)
     # Entries refused at intake are not part of the batch: reported after stage_start.
     refused = [intake.refused_event(batch_id, n, why) for n, why in bi.refused]
     return d.events[:1] + refused + d.events[1:]
@@ -197,9 +202,12 @@ async def prepare_batch(app: AppContext, directory: Path, process_id: int | None
     pipeline = rec.pipeline
     # The steps are looked up when they run (a crash test wraps them to kill mid-batch).
     if rec.db_insertion_status != "Complete":
+        # The recordings as first taken in: hashed in worker threads, outside the step's
+        # transaction; written with the distribution (recordingDigest, never replaced).
+        digests = await digests_of(bi.audio)
         await _batch_step(app, batch_id, lambda c: distribution_step(
             c, batch_id, bi, app.next_gpu, app.total_slots,
-            file_start_events=app.cfg.stages.file_start_events))
+            file_start_events=app.cfg.stages.file_start_events, digests=digests))
     if pipeline.get("callmetadata") and not rec.callmetadata_status:
         call_rows = _still_there(bi.call_rows, directory, bp.CALL_CSV)
         await _batch_step(app, batch_id, lambda c: callmetadata_step(c, batch_id, call_rows))

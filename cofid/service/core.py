@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import trio
 
+from cofid.domain.evidence_bundle import FileDigest
 from cofid.engine.plan_run import PlanRun
 from cofid.service import batches, cancel, reaudit, resume, uploads
 from cofid.service.app import App
@@ -83,9 +84,10 @@ class Service:
         return await uploads.replay_or_claim(self, task_id, request)
 
     async def finish_upload(self, task_id: str, paths: list[str], process_id: int,
-                            category_mapping_id: int, request: dict[str, Any]) -> int:
+                            category_mapping_id: int, request: dict[str, Any],
+                            digests: dict[str, FileDigest] | None = None) -> int:
         return await uploads.finish_upload(self, task_id, paths, process_id,
-                                           category_mapping_id, request)
+                                           category_mapping_id, request, digests)
 
     async def reaudit(self, names: list[str], stages: list[str]) -> ReauditAccepted:
         return await reaudit.reaudit(self, names, stages)

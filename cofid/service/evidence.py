@@ -3,7 +3,9 @@ hashed, its manifest (format: cofid.domain.evidence_bundle).
 
 The documents are small and built in memory; the recording is not read here beyond
 hashing it (in a worker thread): the transport streams it from its path, hashing again
-as it goes, so a file that changes in between is caught there.
+as it goes, so a file that changes in between is caught there. The manifest also carries
+the digest kept when the recording was first taken in (recordingDigest) and whether the
+file on disk still matches it; a mismatch is reported there, not refused.
 
 Refusals (ServiceError kinds): no verdict for the trade → NotFound; a trade that maps to
 no call, or whose recording is no longer on disk → Precondition (there is nothing to
@@ -14,17 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import trio
 
 from cofid.domain import evidence_bundle as eb
 from cofid.service import errors
 from cofid.service.app import App
+from cofid.service.digests import hash_file
 from cofid.store import verdict_queries as vq
-
-HASH_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,15 +58,11 @@ class NoRecording(errors.Precondition):
     """The trade maps to no call, so there is no recording to bundle."""
 
 
-def hash_file(path: str) -> tuple[int, str]:
-    """(size, lowercase hex SHA-256) of the file at ``path``."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-            size += len(block)
-    return size, h.hexdigest()
+def _first_stored(row: Mapping[str, Any] | None) -> eb.FileDigest | None:
+    """The recordingDigest row as a digest (None: none was kept)."""
+    if row is None:
+        return None
+    return eb.FileDigest(int(row["size_bytes"]), str(row["sha256"]))
 
 
 def _doc(name: str, data: bytes) -> BundleFile:
@@ -118,6 +117,7 @@ async def evidence_bundle(
         created_at=now or datetime.now(UTC),
         files=[(f.name, f.size, f.sha256) for f in files],
         recording=recording.name,
+        first_stored=_first_stored(rec.digest),
     )
     files.append(_doc(eb.MANIFEST, eb.document(manifest)))
     return Bundle(int(v["batch_id"]), trade_id, audio, str(v["verdict"]), files)

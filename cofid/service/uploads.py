@@ -28,17 +28,19 @@ from __future__ import annotations
 
 import string
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cofid.domain.events import Event
+from cofid.domain.evidence_bundle import FileDigest
 from cofid.plans import batch as bp
 from cofid.plans import upload as upload_plan
 from cofid.service import batches
 from cofid.service.batches import batch_task_body, retry_unique
 from cofid.service.context import AppContext, ServiceContext
+from cofid.service.digests import digests_of
 from cofid.service.errors import InvalidRequest, UnknownQuestionSet, UploadConflict
 from cofid.service.tasks import LiveTask
 from cofid.store import batches as batch_rows
@@ -50,10 +52,14 @@ AlsoInTransaction = Callable[[Connection, int], None]
 
 async def prepare_upload(app: AppContext, stored: list[Path], process_id: int,
                          category_mapping_id: int, *,
-                         also: AlsoInTransaction | None = None) -> int:
+                         also: AlsoInTransaction | None = None,
+                         digests: Mapping[str, FileDigest] | None = None) -> int:
     """The upload plan's Steps 2–3 with `also(conn, batch_id)` (the task row) in the same
-    transaction; the new batch's id."""
+    transaction; the new batch's id. `digests` (audio name -> size and SHA-256) are the
+    files' as received; without them the stored files are hashed here."""
     app.question_set_for(process_id, category_mapping_id)
+    if digests is None:
+        digests = await digests_of(stored)
     up = app.cfg.pipelines.upload
     pipeline = upload_plan.upload_pipeline(up.llm1, up.llm2)
     bi = upload_plan.upload_input(stored, process_id, category_mapping_id)
@@ -66,7 +72,8 @@ async def prepare_upload(app: AppContext, stored: list[Path], process_id: int,
             process_id=process_id, category_mapping_id=category_mapping_id, pipeline=pipeline,
         )
         events = batches.distribution_step(conn, batch_id, bi, app.next_gpu, app.total_slots,
-                                           file_start_events=app.cfg.stages.file_start_events)
+                                           file_start_events=app.cfg.stages.file_start_events,
+                                           digests=digests)
         events += batches.walk_status(conn, batch_id)
         if also is not None:
             also(conn, batch_id)
@@ -147,8 +154,10 @@ async def replay_or_claim(svc: ServiceContext, task_id: str, request: dict[str, 
 
 
 async def finish_upload(svc: ServiceContext, task_id: str, paths: list[str], process_id: int,
-                        category_mapping_id: int, request: dict[str, Any]) -> int:
-    """Register the stored files as a batch and its task, then run it; the batch id."""
+                        category_mapping_id: int, request: dict[str, Any],
+                        digests: Mapping[str, FileDigest] | None = None) -> int:
+    """Register the stored files as a batch and its task, then run it; the batch id.
+    `digests`: the files' sizes and SHA-256 as received (recordingDigest)."""
     rec = svc.tasks.new_record("upload", request, task_id=task_id)
 
     def register(conn: Connection, batch_id: int) -> None:
@@ -158,7 +167,7 @@ async def finish_upload(svc: ServiceContext, task_id: str, paths: list[str], pro
     # The batch, its distribution and the task commit together: nothing half-made is
     # left if this fails or the daemon dies before the reply.
     batch_id = await prepare_upload(svc.app, [Path(p) for p in paths], process_id,
-                                    category_mapping_id, also=register)
+                                    category_mapping_id, also=register, digests=digests)
     svc.tasks.live[rec.id] = LiveTask()
     svc.app.reservations.hold_batch(batch_id, rec.id, "upload")  # a new batch: nobody else
     svc.runner.spawn(rec, lambda live: batch_task_body(svc, rec, live, directory=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cofid.backends.base import AudioRef, Backends, LidResult
+from cofid.domain.language import detected_code
 from cofid.domain.model import LANGUAGE_IDS, Language, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, audio_for_stage
@@ -31,6 +32,9 @@ class LidStage(NoGate):
                 "language": lang,
                 "confidence": float(r.confidence),
                 "audio_duration": float(r.duration_s),
+                # What the detector said, when it is a short language code: "fr" where
+                # `language` (the seed's label) is 'other'.
+                "detected_language": detected_code(r.detected),
             },
         )
         mark_done(ws, f, Stage.LID)

@@ -7,7 +7,7 @@ writer's run_step). Above the store a batchStatus row is a :class:`BatchRecord`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cofid.domain import csv_ingest
+from cofid.domain.evidence_bundle import FileDigest
 from cofid.domain.model import Stage, StageStatus
 from cofid.domain.pipeline import FLAG_STATUS_FIELD, STATUS_FIELD
 from cofid.domain.triaging import CallWindow, TradeKey
 from cofid.store import repo
 from cofid.store import tables as t
+from cofid.store.column_types import utcnow
 from cofid.store.db import insert_rows
 
 
@@ -124,16 +126,42 @@ def uploaded_names(conn: Connection, names: Sequence[str]) -> set[str]:
 
 def distribute(conn: Connection, batch_id: int, files: Sequence[tuple[str, str, str]], *,
                process_id: int, category_mapping_id: int,
-               refused: Sequence[tuple[str, str]] = ()) -> None:
-    """Step 2: fileDistribution and call rows for (audio name, path, gpu) each, and a
-    processing_logs row for each file refused (audio name, reason)."""
+               refused: Sequence[tuple[str, str]] = (),
+               digests: Mapping[str, FileDigest] | None = None) -> None:
+    """Step 2: fileDistribution and call rows for (audio name, path, gpu) each, a
+    recordingDigest row for each of those files `digests` holds (audio name -> its
+    size and SHA-256 as taken in), and a processing_logs row for each file refused
+    (audio name, reason)."""
     repo.distribute(conn, batch_id, files, process_id=process_id,
                     category_mapping_id=category_mapping_id)
+    if digests:
+        record_digests(conn, batch_id, {n: digests[n] for n, _p, _g in files if n in digests})
     insert_rows(conn, t.processing_logs, [
         {"batch_id": batch_id, "call_id": None, "file_name": name,
          "stage_name": Stage.FILE_DISTRIBUTION.value, "status": "failed", "attempt": 1,
          "error_message": reason[:4000], "details": None, "duration_ms": None}
         for name, reason in refused
+    ])
+
+
+def record_digests(conn: Connection, batch_id: int, digests: Mapping[str, FileDigest]) -> None:
+    """recordingDigest rows (storedAt: now, UTC) for the files of `digests` that have
+    none in this batch yet. Insert-if-absent: a digest, once written, is never replaced
+    (a changed file cannot overwrite the first one); the primary key refuses a second
+    row should another writer race this one."""
+    rd = t.recording_digest
+    names = sorted(digests)
+    have: set[str] = set()
+    for i in range(0, len(names), 500):
+        have |= set(conn.execute(
+            sa.select(rd.c.audioName).where(rd.c.batchId == batch_id,
+                                            rd.c.audioName.in_(names[i:i + 500])))
+            .scalars())
+    now = utcnow()
+    insert_rows(conn, rd, [
+        {"batchId": batch_id, "audioName": n, "sha256": digests[n].sha256,
+         "sizeBytes": digests[n].size_bytes, "storedAt": now}
+        for n in names if n not in have
     ])
 
 

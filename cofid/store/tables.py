@@ -21,9 +21,10 @@ from cofid.store.field_map import FieldMap, field_name, to_fields  # noqa: F401 
 # The tables of version 1 are sql/migrations/0001_initial.sql (history: never edited); a
 # table added later says so in its info["schema_version"] and lands in that version's
 # migration; a change to an existing table is a new migration of ALTER TABLE statements
-# (3: UTC server defaults, batchExecutionLog.id AUTO_INCREMENT, status 'partial').
+# (3: UTC server defaults, batchExecutionLog.id AUTO_INCREMENT, status 'partial';
+# 4: recordingDigest, lidStatus.detectedLanguage).
 # SQLite follows these definitions directly (cofid/store/sqlite_upgrade.py).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -174,6 +175,9 @@ lid_status = sa.Table(
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("audioDuration", sa.Float, nullable=False),
     utc_timestamp("createdAt"),
+    # Version 4 (last, where ADD COLUMN puts it): the detector's own code ("fr" where
+    # `language` is 'other'), if a short code (cofid.domain.language.detected_code).
+    sa.Column("detectedLanguage", sa.String(16), nullable=True),
     # One row per identification: a reaudit of lid adds a row, so the history stays.
     sa.Index("ix_lid_call", "callId"),
 )
@@ -337,6 +341,21 @@ trade_verdict = sa.Table(
     sa.UniqueConstraint("batchId", "tradeId", name="uq_tv_batch_trade"),
     sa.Index("ix_tv_batch_verdict", "batchId", "verdict"),
     info={"schema_version": 2},
+)
+
+# Version 4 (sql/migrations/0004_*.sql): each recording's SHA-256 as cofid first took it
+# in (distribution, upload), for the evidence bundle. Written once per batch+file, never
+# updated (store.batches.record_digests): a file changed later cannot replace it.
+recording_digest = sa.Table(
+    "recordingDigest",
+    metadata,
+    sa.Column("batchId", sa.Integer, sa.ForeignKey("batchStatus.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("audioName", sa.String(255), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),  # lowercase hex
+    sa.Column("sizeBytes", sa.BigInteger, nullable=False),
+    utc_timestamp("storedAt"),  # UTC: cofid writes utcnow(), the server default is UTC
+    info={"schema_version": 4},
 )
 
 schema_version = sa.Table(

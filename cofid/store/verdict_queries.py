@@ -75,6 +75,9 @@ class EvidenceRecords:
     transcript: list[Record] = field(default_factory=list)  # by segment index
     conversations: list[Record] = field(default_factory=list)  # LLM1, by trade index
     answers: list[Record] = field(default_factory=list)  # by question order
+    # The recording's recordingDigest row (its SHA-256 as first taken in); None when the
+    # file was taken in before cofid kept digests (schema version 4).
+    digest: Record | None = None
 
 
 def evidence_records(conn: Connection, trade_id: str, batch_id: int) -> EvidenceRecords | None:
@@ -101,6 +104,10 @@ def evidence_records(conn: Connection, trade_id: str, batch_id: int) -> Evidence
     if call_row is None:
         return EvidenceRecords(verdict, None if trade is None else t.to_fields(trade), None, None)
     rec = call_records(conn, call_row)
+    rd = t.recording_digest
+    digest = conn.execute(
+        sa.select(rd).where(rd.c.batchId == call_row.batchId, rd.c.audioName == call_row.audioName)
+    ).first()
     return EvidenceRecords(
         verdict=verdict,
         trade=None if trade is None else t.to_fields(trade),
@@ -109,4 +116,5 @@ def evidence_records(conn: Connection, trade_id: str, batch_id: int) -> Evidence
         transcript=rec.transcript,
         conversations=rec.conversations,
         answers=rec.answers,
+        digest=None if digest is None else t.to_fields(digest),
     )

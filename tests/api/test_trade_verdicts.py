@@ -285,7 +285,18 @@ async def test_evidence_bundle(start_server, db_url):
     rec = manifest["recording"]
     assert rec["name"] == "recording/p1.wav"
     assert rec["sha256"] == hashlib.sha256(P1).hexdigest() and rec["size_bytes"] == len(P1)
-    assert rec["sha256_as_first_stored"] is None and "keeps no digest" in rec["note"]
+    # The digest kept when the upload was taken in: of the bytes the client sent.
+    assert rec["sha256_as_first_stored"] == hashlib.sha256(P1).hexdigest()
+    assert rec["size_bytes_as_first_stored"] == len(P1)
+    assert rec["matches_first_stored"] is True and rec["note"] == ""
+    rd = t.recording_digest
+    assert [
+        (r.batchId, r.audioName, r.sha256, r.sizeBytes)
+        for r in await h.rows(rd, rd.c.batchId == bid, order=rd.c.audioName)
+    ] == [
+        (bid, "p1.wav", hashlib.sha256(P1).hexdigest(), len(P1)),
+        (bid, "p2.wav", hashlib.sha256(P2).hexdigest(), len(P2)),
+    ]
     verdict = json.loads(files["verdict.json"])
     assert verdict == {
         "batch_id": bid,
@@ -335,6 +346,42 @@ async def test_evidence_bundle(start_server, db_url):
     # the same bundle by batch id; the documents are deterministic (manifest aside)
     header2, files2, _ = await evidence(h, "T2", bid)
     assert [f.sha256 for f in header2.files[:-1]] == [f.sha256 for f in header.files[:-1]]
+
+
+async def test_evidence_says_when_the_recording_changed_since_intake(start_server, db_url):
+    """A recording altered on disk after intake still bundles (as it is now), and the
+    manifest says it no longer matches the digest kept when it was first stored."""
+    h = await start_server(db_url)
+    bid, _ids, _calls = await seeded(h)
+    fd = t.file_distribution
+    [row] = await h.rows(fd, fd.c.batchId == bid, fd.c.file == "p1.wav")
+    altered = P1[:-4] + b"\x00\x01\x02\x03"
+    assert len(altered) == len(P1) and altered != P1
+    Path(row.filePath).write_bytes(altered)
+    header, files, _ = await evidence(h, "T2", bid)
+    assert files["recording/p1.wav"] == altered
+    rec = json.loads(files["manifest.json"])["recording"]
+    assert rec["sha256"] == hashlib.sha256(altered).hexdigest()
+    assert rec["size_bytes"] == len(altered)
+    assert rec["sha256_as_first_stored"] == hashlib.sha256(P1).hexdigest()
+    assert rec["size_bytes_as_first_stored"] == len(P1)
+    assert rec["matches_first_stored"] is False
+    assert rec["note"].startswith("the recording on disk differs")
+    # The kept digest is the first one still: nothing rewrote it.
+    rd = t.recording_digest
+    [kept] = await h.rows(rd, rd.c.batchId == bid, rd.c.audioName == "p1.wav",
+                          order=rd.c.audioName)
+    assert (kept.sha256, kept.sizeBytes) == (hashlib.sha256(P1).hexdigest(), len(P1))
+    # A shorter file: the size differs as well.
+    Path(row.filePath).write_bytes(P1[:1000])
+    _header, files, _ = await evidence(h, "T2", bid)
+    rec = json.loads(files["manifest.json"])["recording"]
+    assert (rec["size_bytes"], rec["matches_first_stored"]) == (1000, False)
+    # p2 was not touched: it still matches.
+    _header, files, _ = await evidence(h, "T4", bid)
+    rec = json.loads(files["manifest.json"])["recording"]
+    assert rec["matches_first_stored"] is True
+    assert rec["sha256_as_first_stored"] == hashlib.sha256(P2).hexdigest() == rec["sha256"]
 
 
 async def test_evidence_refusals(start_server):
@@ -417,3 +464,6 @@ async def test_pipeline_verdicts_read_back(start_server, db_url, tmp_path):
         assert files[f"recording/{r.audioName}"] == recording
         manifest = json.loads(files["manifest.json"])
         assert manifest["recording"]["sha256"] == hashlib.sha256(recording).hexdigest()
+        # A batch directory's recording: hashed at distribution, unchanged since.
+        assert manifest["recording"]["sha256_as_first_stored"] == manifest["recording"]["sha256"]
+        assert manifest["recording"]["matches_first_stored"] is True

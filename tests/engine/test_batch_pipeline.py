@@ -135,10 +135,12 @@ async def test_batch_tables_are_exactly_the_seed_steps(db_url, tmp_path):
         key=lambda r: r["tradeId"],
     )
 
-    # lidStatus: one row per file that reached LID (all but the corrupt one).
+    # lidStatus: one row per file that reached LID (all but the corrupt one), with the
+    # detector's own code beside the label ("fr" for the French call labelled other).
     assert by(d["lidStatus"], "audioName") == {
         n: {"batchId": bkey, "callId": ck(n), "audioName": n, "language": calls[n]["lang"],
-            "confidence": 0.9, "audioDuration": round(calls[n]["audioDuration"], 4)}
+            "confidence": 0.9, "audioDuration": round(calls[n]["audioDuration"], 4),
+            "detectedLanguage": default_script(n).detected}
         for n in names if calls[n]["lid_row"]
     }
 

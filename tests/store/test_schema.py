@@ -27,8 +27,9 @@ def test_one_migration_per_schema_version():
     # released and checks that all of them applied equal the definitions on MariaDB).
     found = migrations()
     assert [v for v, _ in found] == list(range(1, t.SCHEMA_VERSION + 1))
-    assert [p.name for _, p in found][:3] == [
-        "0001_initial.sql", "0002_trade_verdict.sql", "0003_utc_defaults_event_ids.sql"]
+    assert [p.name for _, p in found][:4] == [
+        "0001_initial.sql", "0002_trade_verdict.sql", "0003_utc_defaults_event_ids.sql",
+        "0004_recording_digest_detected_language.sql"]
 
 
 def test_a_migration_creates_the_tables_that_name_its_version():

@@ -1,11 +1,15 @@
-"""A site's database made by the released version 1 ends, after `upgrade`, with exactly the
-schema a fresh install gets, its rows kept.
+"""A site's database made by an older release (version 1, 2 or 3) ends, after `upgrade`,
+with exactly the schema a fresh install gets, its rows kept, and the tables and columns
+version 4 adds (recordingDigest, lidStatus.detectedLanguage) there and working.
 
-The version 1 schemas are fixtures (tests/store/fixtures/): v1_mysql.sql is the released
-sql/migrations/0001_initial.sql, v1_sqlite.sql the sqlite_master text that release's
-create_all wrote. On MariaDB "fresh" is checked twice: every migration applied to an empty
-database, and metadata.create_all of cofid/store/tables.py, so a migration that forgets a
-change to the definitions fails here.
+The older schemas are fixtures (tests/store/fixtures/): v1_mysql.sql is the released
+sql/migrations/0001_initial.sql, v1_sqlite.sql and v3_sqlite.sql the sqlite_master text
+those releases' create_all wrote. On MariaDB version N is version 1 with the released
+migrations up to N applied. No release made a SQLite database at version 2 (versions 2
+and 3 shipped together); it is version 1 with 0002's table as v3_sqlite.sql spells it.
+On MariaDB "fresh" is checked twice: every migration applied to an empty database, and
+metadata.create_all of cofid/store/tables.py, so a migration that forgets a change to the
+definitions fails here.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cofid.domain.evidence_bundle import FileDigest
+from cofid.store import batches as batch_rows
 from cofid.store import tables as t
 from cofid.store.column_types import utcnow
 from cofid.store.db import create_engine
-from cofid.store.migrate import MIGRATIONS_DIR, split_statements, upgrade
+from cofid.store.migrate import MIGRATIONS_DIR, migrations, split_statements, upgrade
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V1_TABLES = [x.name for x in t.metadata.sorted_tables if x.info.get("schema_version", 1) == 1]
@@ -46,20 +52,45 @@ def server(request, tmp_path):
     return request.getfixturevalue(request.param).create_database
 
 
-def _create_v1(url: str) -> None:
-    """What the released `cofid db upgrade` left: the version 1 tables and its row."""
-    fixture = "v1_sqlite.sql" if url.startswith("sqlite") else "v1_mysql.sql"
+def _statements(fixture: str) -> list[str]:
+    return split_statements((FIXTURES / fixture).read_text(encoding="utf-8"))
+
+
+def _sqlite_statements(version: int) -> list[str]:
+    """The sqlite_master text of a database at `version` (see the module docstring)."""
+    if version == 1:
+        return _statements("v1_sqlite.sql")
+    if version == 3:
+        return _statements("v3_sqlite.sql")
+    assert version == 2
+    verdict = [s for s in _statements("v3_sqlite.sql") if '"tradeVerdict"' in s]
+    assert len(verdict) == 2  # the table and its index
+    return _statements("v1_sqlite.sql") + verdict
+
+
+def _create_at(url: str, version: int) -> None:
+    """What the released `cofid db upgrade` of `version` left: its tables and rows."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for stmt in split_statements((FIXTURES / fixture).read_text(encoding="utf-8")):
+        if url.startswith("sqlite"):
+            statements = _sqlite_statements(version)
+        else:
+            statements = _statements("v1_mysql.sql")
+            for v, path in migrations():
+                if 1 < v <= version:
+                    statements += split_statements(path.read_text(encoding="utf-8"))
+        for stmt in statements:
             conn.exec_driver_sql(stmt)
-        conn.exec_driver_sql("INSERT INTO schemaVersion (version) VALUES (1)")
+        for v in range(1, version + 1):
+            conn.exec_driver_sql(f"INSERT INTO schemaVersion (version) VALUES ({v})")
     engine.dispose()
 
 
-def _fill_v1(url: str) -> None:
+def _fill_v1(url: str, version: int = 1) -> None:
     """Rows as version 1 wrote them: explicit event ids (version 1 assigned them), server
-    default timestamps on some rows, money through NUMERIC(20, 6)."""
+    default timestamps on some rows, money through NUMERIC(20, 6) — or, in a SQLite
+    database of version 3, as the exact text that version's ExactMoney writes."""
+    exact_text = url.startswith("sqlite") and version >= 3
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         run = conn.exec_driver_sql
@@ -69,19 +100,25 @@ def _fill_v1(url: str) -> None:
         )
         run("INSERT INTO batchStatus (id, batchDate, batchNumber) VALUES (2, '2026-12-01', 1)")
         run("INSERT INTO `call` (id, batchId, audioName, status) VALUES (1, 1, 'a.wav', 'Done')")
-        for i, ((qty, price), _) in enumerate(MONEY, start=1):
+        for i, ((qty, price), (exact_qty, exact_price)) in enumerate(MONEY, start=1):
+            if exact_text:
+                qty, price = f"'{exact_qty}'", f"'{exact_price}'"
             run(
                 "INSERT INTO tradeMetadata (batchId, tradeId, clientCode, symbol, side,"
                 f" quantity, price, tradeTime) VALUES (1, 'T{i}', 'C1', 'INFY', 'BUY',"
-                f" {qty!r}, {price!r}, '2026-11-30 09:00:0{i}')"
+                f" {qty}, {price}, '2026-11-30 09:00:0{i}')"
             )
             run(
                 "INSERT INTO callConversation (callId, tradeIndex, quantity, price, createdAt)"
-                f" VALUES (1, {i}, {qty!r}, {price!r}, {_lit(T0)})"
+                f" VALUES (1, {i}, {qty}, {price}, {_lit(T0)})"
             )
         run(
             "INSERT INTO callConversation (callId, tradeIndex, quantity, price)"
             " VALUES (1, 9, NULL, NULL)"
+        )
+        run(
+            "INSERT INTO lidStatus (id, batchId, callId, audioName, language, confidence,"
+            f" audioDuration, createdAt) VALUES (1, 1, 1, 'a.wav', 'other', 0.8, 61.5, {_lit(T0)})"
         )
         for event_id, status in ((1, "processing"), (2, "success"), (7, "failed")):
             run(
@@ -96,17 +133,35 @@ def _lit(value: datetime) -> str:
     return f"'{value.isoformat(sep=' ')}'"
 
 
-def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the version 1 tables, money read as the exact type reads it."""
+def _rows(url: str, columns: dict[str, list[str]] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the version 1 tables, money read as the exact type reads it: of the
+    columns `columns` names per table, else of every defined column the database has."""
     engine = sa.create_engine(url)
+    insp = sa.inspect(engine)
     with engine.connect() as conn:
         rows = {}
         for name in V1_TABLES:
             table = t.metadata.tables[name]
+            have = {c["name"] for c in insp.get_columns(name)}
+            wanted = columns[name] if columns else [c.name for c in table.c if c.name in have]
             pk = list(table.primary_key.columns)
-            rows[name] = [tuple(r) for r in conn.execute(sa.select(table).order_by(*pk))]
+            stmt = sa.select(*(table.c[c] for c in wanted)).order_by(*pk)
+            rows[name] = [tuple(r) for r in conn.execute(stmt)]
     engine.dispose()
     return rows
+
+
+def _columns(url: str) -> dict[str, list[str]]:
+    """The defined columns of the version 1 tables that the database has, in order."""
+    engine = sa.create_engine(url)
+    insp = sa.inspect(engine)
+    out = {
+        name: [c.name for c in t.metadata.tables[name].c
+               if c.name in {x["name"] for x in insp.get_columns(name)}]
+        for name in V1_TABLES
+    }
+    engine.dispose()
+    return out
 
 
 def _schema(url: str) -> dict[str, Any]:
@@ -152,17 +207,24 @@ def test_version_1_is_history():
     assert (MIGRATIONS_DIR / "0001_initial.sql").read_text(encoding="utf-8") == released
 
 
-def test_a_version_1_database_upgrades_to_the_fresh_schema(server):
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_older_database_upgrades_to_the_fresh_schema(server, version):
     old_url = server()
-    _create_v1(old_url)
-    _fill_v1(old_url)
+    _create_at(old_url, version)
+    _fill_v1(old_url, version)
     # Read through the definitions: on SQLite ExactMoney reads version 1's REALs as well.
+    old_columns = _columns(old_url)
+    assert "detectedLanguage" not in old_columns["lidStatus"]
+    probe = sa.create_engine(old_url)
+    assert not sa.inspect(probe).has_table("recordingDigest")
+    probe.dispose()
     before = _rows(old_url)
 
     engine = create_engine(old_url, pool_size=1)
-    assert upgrade(engine) == list(range(2, t.SCHEMA_VERSION + 1))
+    assert upgrade(engine) == list(range(version + 1, t.SCHEMA_VERSION + 1))
     assert upgrade(engine) == []
     engine.dispose()
+    _assert_version_4_schema(old_url)
 
     fresh_url = server()
     fresh = create_engine(fresh_url, pool_size=1)
@@ -176,14 +238,76 @@ def test_a_version_1_database_upgrades_to_the_fresh_schema(server):
         defined.dispose()
         assert _schema(old_url) == _schema(defined_url)
 
+    # Every row as it was (read as the old columns); schemaVersion gains the versions
+    # applied; a column added since is NULL in the rows it found.
+    kept = _rows(old_url, old_columns)
+    assert kept["schemaVersion"][:version] == before.pop("schemaVersion")
+    assert {k: v for k, v in kept.items() if k != "schemaVersion"} == before
     after = _rows(old_url)
-    # Every row as it was; schemaVersion gains the versions applied.
-    assert after["schemaVersion"][:1] == before.pop("schemaVersion")
-    assert {k: v for k, v in after.items() if k != "schemaVersion"} == before
     _assert_v1_rows(after)
+    lid_cols = list(t.lid_status.c.keys())
+    assert [r[lid_cols.index("detectedLanguage")] for r in after["lidStatus"]] == [None]
     if old_url.startswith("sqlite"):
         _assert_money_stored_exactly(old_url)
     _assert_new_rows_work(old_url)
+    _assert_version_4_rows_work(old_url)
+
+
+def _assert_version_4_schema(url: str) -> None:
+    """The table and the column version 4 adds, as the server reports them."""
+    engine = sa.create_engine(url)
+    insp = sa.inspect(engine)
+    assert insp.has_table("recordingDigest")
+    cols = insp.get_columns("recordingDigest")
+    assert [(c["name"], c["nullable"]) for c in cols] == [
+        ("batchId", False), ("audioName", False), ("sha256", False), ("sizeBytes", False),
+        ("storedAt", False),
+    ]
+    assert insp.get_pk_constraint("recordingDigest")["constrained_columns"] == [
+        "batchId", "audioName"]
+    assert [fk["referred_table"] for fk in insp.get_foreign_keys("recordingDigest")] == [
+        "batchStatus"]
+    lid = {c["name"]: c for c in insp.get_columns("lidStatus")}
+    assert lid["detectedLanguage"]["nullable"] is True
+    assert getattr(lid["detectedLanguage"]["type"], "length", None) == 16
+    assert list(lid)[-1] == "detectedLanguage"
+    engine.dispose()
+
+
+def _assert_version_4_rows_work(url: str) -> None:
+    """cofid's recordingDigest write (insert-if-absent: a second digest for the same file
+    changes nothing), another writer's row without storedAt (the UTC server default, a
+    plain engine: no session pinned), and a lidStatus row with its detected language."""
+    first = FileDigest(5, "a" * 64)
+    engine = create_engine(url, pool_size=1)
+    before = utcnow() - timedelta(milliseconds=1)
+    with engine.begin() as conn:
+        batch_rows.record_digests(conn, 1, {"a.wav": first})
+    with engine.begin() as conn:
+        batch_rows.record_digests(conn, 1, {"a.wav": FileDigest(6, "b" * 64)})
+    after = utcnow() + timedelta(milliseconds=1)
+    engine.dispose()
+    plain = sa.create_engine(url)
+    with plain.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO recordingDigest (batchId, audioName, sha256, sizeBytes)"
+            f" VALUES (2, 'b.wav', '{'c' * 64}', 7)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO lidStatus (batchId, callId, audioName, language, audioDuration,"
+            " detectedLanguage) VALUES (1, 1, 'a.wav', 'other', 61.5, 'fr')"
+        )
+    with plain.connect() as conn:
+        rd = t.recording_digest
+        got = conn.execute(sa.select(rd).order_by(rd.c.batchId, rd.c.audioName)).all()
+        lid = conn.execute(
+            sa.select(t.lid_status.c.detectedLanguage).order_by(t.lid_status.c.id)
+        ).scalars().all()
+    plain.dispose()
+    assert [tuple(r)[:4] for r in got] == [(1, "a.wav", "a" * 64, 5), (2, "b.wav", "c" * 64, 7)]
+    assert before <= got[0].storedAt <= after
+    assert abs(got[1].storedAt - utcnow()) < timedelta(minutes=1)
+    assert lid == [None, "fr"]
 
 
 def _assert_money_stored_exactly(url: str) -> None:

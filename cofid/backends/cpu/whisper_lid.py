@@ -192,6 +192,7 @@ class CpuLid:
             duration_s=duration,
             request=request,
             response=response,
+            detected=found["detected"],
         )
 
 
