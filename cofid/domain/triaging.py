@@ -34,8 +34,8 @@ Rules:
 10. The result is sorted by trade_id; each mapping carries the batch's clock offset
     (``clock_offset_s``) its distance was measured with.
 
-Every parameter's measured effect: cofid/config/model.py (TriagingConfig) and the README's
-"Trade-to-call mapping" (figures from ``python -m bench.triaging``).
+Every parameter's measured effect: cofid/config/stage_rules.py (TriagingConfig) and the
+README's "Trade-to-call mapping" (figures from ``python -m bench.triaging``).
 
 Cost: calls and trades are grouped by client; each client's calls are sorted once by start,
 and each trade is placed with two binary searches, so O((calls + trades) log calls); the
@@ -73,12 +73,15 @@ class TradeKey:
 @dataclass(frozen=True)
 class TriagingRule:
     # A trade placed up to this long before the call started still maps (agent books while
-    # dialling; also absorbs the clock jitter left after rule 4).
-    margin_before_s: float = 300.0
-    # A trade booked up to this long after the call ended maps.
-    margin_after_s: float = 900.0
-    # When a call has neither an end time nor a duration.
-    assumed_duration_s: float = 600.0
+    # dialling; also absorbs the clock jitter left after rule 4). Wider windows catch more
+    # of callers' app trades: set it from the desk's dialling habits, not "to be safe".
+    margin_before_s: float = 120.0
+    # A trade booked up to this long after the call ended maps (the desk's late bookings).
+    margin_after_s: float = 480.0
+    # When a call has neither an end time nor a duration: the longest call the recorder
+    # keeps, not a typical one (a short guess drops the late bookings of long calls; rule
+    # 2 cuts it at the client's next call anyway).
+    assumed_duration_s: float = 900.0
     # Largest trade-clock offset the batch estimate may find (0: no estimate).
     max_clock_skew_s: float = 300.0
     # Trades inside calls needed before an estimated offset is applied.

@@ -15,7 +15,7 @@ import random
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -168,6 +168,9 @@ class NearTieBatch:
     truth: dict[str, str]  # trade id -> its true call's audio name (trades with one)
     classes: dict[str, frozenset[str]]  # trade id -> its classes (CLASSES, NEGATIVE_CLASSES)
     skew_s: float  # the batch's true offset: trade clock minus recorder clock
+    # audio name -> the call's true end (also of calls stored without one): for oracles
+    # (cofid.testing.triaging_oracle), never for the rule under test.
+    true_ends: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,8 @@ def generate_near_ties(
     calls = [tc.window for tc in true_calls]
     rng.shuffle(calls)
     rng.shuffle(trades)
-    return NearTieBatch(calls, trades, truth, classes, skew_s)
+    true_ends = {tc.window.audio_name: tc.end for tc in true_calls}
+    return NearTieBatch(calls, trades, truth, classes, skew_s, true_ends)
 
 
 def _second(value: datetime) -> datetime:

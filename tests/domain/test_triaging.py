@@ -22,7 +22,8 @@ T0 = datetime(2026, 11, 23, 5, 0, 0)  # naive UTC
 # the nearer edge winning and assumed ends never cut (the rule's original reading); the
 # near-tie tests at the end cover the rest.
 LEGACY = {"max_clock_skew_s": 0.0, "before_start_weight": 1.0, "end_at_next_call": False}
-RULE = TriagingRule(**LEGACY)  # 300 s before, 900 s after, 600 s assumed
+# The original windows: 300 s before, 900 s after, 600 s assumed.
+RULE = TriagingRule(margin_before_s=300, margin_after_s=900, assumed_duration_s=600, **LEGACY)
 
 
 def at(seconds: float) -> datetime:
@@ -83,7 +84,7 @@ def test_missing_end_assumes_the_rule_duration() -> None:
         "after": ("a.wav", 100.0),
         "edge": ("a.wav", 900.0),
     }
-    short = TriagingRule(assumed_duration_s=60, margin_after_s=0, **LEGACY)
+    short = TriagingRule(assumed_duration_s=60, margin_after_s=0, margin_before_s=300, **LEGACY)
     assert mapped(calls, trades, short) == {}
 
 
@@ -407,3 +408,50 @@ def test_configuration_defaults_are_the_rule_defaults() -> None:
     from cofid.config.model import TriagingConfig
 
     assert dataclasses.asdict(TriagingConfig()) == dataclasses.asdict(TriagingRule())
+
+
+# -- the windows are the desk's booking delays, not safety widths (issue 16.4) -------------
+
+
+def test_a_callers_app_trade_long_after_the_call_is_not_mapped() -> None:
+    # The near-tie benchmark's first decidable error class: with 900 s after the end and
+    # 300 s before the start, a caller's app trade 10 min after a call (or 4 min before
+    # one) was mapped to it although no desk books that late.
+    calls = [call("a.wav", 0, 300), call("b.wav", 5000, 5300)]
+    trades = [trade("late", 300 + 600), trade("early", 5000 - 240),
+              trade("booked", 300 + 470), trade("dialling", 5000 - 110)]
+    assert mapped(calls, trades, TriagingRule()) == {
+        "booked": ("a.wav", 470.0), "dialling": ("b.wav", 110.0)}
+    assert set(mapped(calls, trades, RULE)) == {"late", "early", "booked", "dialling"}
+
+
+def test_an_open_call_lasts_as_long_as_the_longest_call() -> None:
+    # No end, no duration: the call may have lasted up to the longest call kept (900 s), so
+    # a booking 7 min after such a 14-min call still maps; the old 600-s guess lost it.
+    calls = [call("a.wav", 0, None)]
+    trades = [trade("late", 840 + 420)]
+    assert mapped(calls, trades, TriagingRule()) == {"late": ("a.wav", 360.0)}
+    assert mapped(calls, trades, TriagingRule(assumed_duration_s=600)) == {}
+    # ...and still stops where the client's next call starts (rule 2).
+    cut = [call("a.wav", 0, None), call("b.wav", 700, 1000)]
+    assert mapped(cut, [trade("t", 690), trade("u", 1300)], TriagingRule()) == {
+        "t": ("a.wav", 0.0), "u": ("b.wav", 300.0)}
+
+
+def test_defaults_keep_the_original_ground_truth_profile() -> None:
+    # generate_ground_truth books up to 8 min after the end and 2 min before the start: the
+    # default windows (480 / 120 s) cover that profile; windows fitted to the near-tie
+    # batch's shorter delays alone (6 min / 1 min, plus jitter) would lose its late bookings.
+    calls, trades, truth = generate_ground_truth(seed=20261123, n_calls=3000)
+
+    def figures(rule: TriagingRule) -> tuple[float, float]:
+        result = map_trades(calls, trades, rule)
+        correct = sum(1 for m in result if truth.get(m.trade_id) == m.audio_name)
+        return correct / len(result), correct / len(truth)
+
+    precision, recall = figures(TriagingRule())
+    assert precision >= 0.98 and recall >= 0.98
+    old_precision, _ = figures(TriagingRule(margin_before_s=300, margin_after_s=900,
+                                            assumed_duration_s=600))
+    assert precision > old_precision  # fewer app trades caught in over-wide windows
+    assert figures(TriagingRule(margin_before_s=90, margin_after_s=420))[1] < 0.96
