@@ -39,8 +39,9 @@ OP, VIEW = "ctl-op-token", "ctl-view-token"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_cfg(root: Path, sock: Path) -> Any:
+def make_cfg(root: Path, sock: Path, db_url: str | None = None) -> Any:
     return parse_config({
+        **({"database": {"url": db_url}} if db_url else {}),
         "paths": {"data": str(root / "data")},
         "grpc": {
             "listen": [f"unix:{sock}"],
@@ -55,13 +56,13 @@ def make_cfg(root: Path, sock: Path) -> Any:
 
 class Daemon(ThreadedDaemon):
     """serve_main in a thread (cofid.testing.daemon); `root` holds the data directory and
-    the socket."""
+    the socket; the database is SQLite in the data directory unless `db_url` names one."""
 
-    def __init__(self, root: Path, latency_s: float = 0.0) -> None:
+    def __init__(self, root: Path, latency_s: float = 0.0, db_url: str | None = None) -> None:
         self.root = root
         self.sock = root / "d.sock"
         self.target = f"unix:{self.sock}"
-        super().__init__(make_cfg(root, self.sock), FakeBackends(latency_s=latency_s))
+        super().__init__(make_cfg(root, self.sock, db_url), FakeBackends(latency_s=latency_s))
 
     def start(self) -> Daemon:
         self.start_thread()
@@ -173,26 +174,39 @@ class World:
     expected: dict
 
 
+def _world(batches: Path, xdg: Path, db_url: str | None = None):
+    """A daemon with a completed fixture batch; stopped and removed after the yield."""
+    root = short_root()
+    d = Daemon(root, db_url=db_url).start()
+    try:
+        bdir = batches / "fixture"
+        expected = write_fixture_batch(bdir, extra_calls=3, first_stage="ivr")
+        ref = d.rpc("StartBatch", pb.StartBatchRequest(directory=str(bdir)))
+        task = d.wait_task(ref.task_id)
+        assert task.state == "completed", task
+        yield World(d, Ctl(d, xdg), task.batch_id, ref.task_id, bdir, expected)
+    finally:
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory):
     """One daemon for the read-mostly tests, with a completed fixture batch."""
-    root = short_root()
-    d = Daemon(root).start()
-    bdir = tmp_path_factory.mktemp("batches") / "fixture"
-    expected = write_fixture_batch(bdir, extra_calls=3, first_stage="ivr")
-    ref = d.rpc("StartBatch", pb.StartBatchRequest(directory=str(bdir)))
-    task = d.wait_task(ref.task_id)
-    assert task.state == "completed", task
-    yield World(d, Ctl(d, tmp_path_factory.mktemp("xdg")), task.batch_id, ref.task_id, bdir,
-                expected)
-    d.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from _world(tmp_path_factory.mktemp("batches"), tmp_path_factory.mktemp("xdg"))
 
 
 @pytest.fixture
-def slow_daemon(tmp_path):
+def zoned_world(tmp_path, zoned_db_url):
+    """`world` on its own database: SQLite, then MariaDB with the server zone at +05:30."""
+    yield from _world(tmp_path / "batches", tmp_path / "xdg", zoned_db_url)
+
+
+@pytest.fixture
+def slow_daemon(tmp_path, zoned_db_url):
+    """A daemon whose fake models take 0.1 s, on SQLite and on MariaDB at +05:30."""
     root = short_root()
-    d = Daemon(root, latency_s=0.1).start()
+    d = Daemon(root, latency_s=0.1, db_url=zoned_db_url).start()
     yield d
     d.stop()
     shutil.rmtree(root, ignore_errors=True)

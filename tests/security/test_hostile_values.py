@@ -541,18 +541,19 @@ FORMULA_NAMES = ["=HYPERLINK(1).wav", "@SUM(A1).wav", "+1+1.wav", "-2+3.wav", "p
 
 
 @pytest.fixture
-def formula_world(tmp_path):
-    """A real daemon (tests/ctl) that audited a batch whose file names are formulas."""
+def formula_world(tmp_path, zoned_db_url):
+    """A real daemon (tests/ctl) that audited a batch whose file names are formulas, on
+    SQLite and on MariaDB with the server zone at +05:30."""
     from tests.ctl.conftest import Ctl, Daemon, short_root
 
     root = short_root("cofihv")
-    d = Daemon(root).start()
+    d = Daemon(root, db_url=zoned_db_url).start()
     try:
         bdir = write_batch_dir(tmp_path / "formulas", FORMULA_NAMES)
         ref = d.rpc("StartBatch", pb.StartBatchRequest(directory=str(bdir)))
         task = d.wait_task(ref.task_id, timeout=60)
         assert task.state == "completed", task
-        yield Ctl(d, tmp_path / "xdg"), task.batch_id
+        yield Ctl(d, tmp_path / "xdg"), task.batch_id, zoned_db_url
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -561,7 +562,7 @@ def formula_world(tmp_path):
 def test_export_csv_is_formula_safe_and_json_export_is_json(formula_world):
     from tests.ctl.conftest import VIEW
 
-    ctl, bid = formula_world
+    ctl, bid, url = formula_world
     r = ctl("export", "--batch", str(bid), "--what", "answers", "--format", "csv", token=VIEW)
     assert r.code == 0, r.err
     rows = list(csv.DictReader(io.StringIO(r.out)))
@@ -575,6 +576,19 @@ def test_export_csv_is_formula_safe_and_json_export_is_json(formula_world):
     assert j.code == 0, j.err
     docs = [json.loads(line) for line in j.out.splitlines()]
     assert len(docs) == len(rows) and {doc["audio_name"] for doc in docs} == set(FORMULA_NAMES)
+    # Exactly the batch's auditAnswer rows, unescaped, in call and question order.
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            a, c = t.audit_answer, t.call
+            want = [tuple(x) for x in conn.execute(
+                sa.select(c.c.id, c.c.audioName, a.c.questionId, a.c.answer, a.c.source)
+                .join(c, c.c.id == a.c.callId).where(c.c.batchId == bid)
+                .order_by(a.c.callId, a.c.questionOrder))]
+    finally:
+        engine.dispose()
+    assert want and [(int(doc["call_id"]), doc["audio_name"], doc["question_id"],
+                      doc["answer"], doc["source"]) for doc in docs] == want
     both = ctl(
         "--json", "export", "--batch", str(bid), "--what", "answers", "--format", "csv", token=VIEW
     )
