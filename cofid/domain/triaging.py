@@ -77,7 +77,7 @@ class TriagingRule:
     # of callers' app trades: set it from the desk's dialling habits, not "to be safe".
     margin_before_s: float = 120.0
     # A trade booked up to this long after the call ended maps (the desk's late bookings).
-    margin_after_s: float = 480.0
+    margin_after_s: float = 600.0
     # When a call has neither an end time nor a duration: the longest call the recorder
     # keeps, not a typical one (a short guess drops the late bookings of long calls; rule
     # 2 cuts it at the client's next call anyway).
