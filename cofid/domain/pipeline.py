@@ -120,7 +120,7 @@ class FileState:
     process_id: int = 1
     category_mapping_id: int = 1
     # Why the model's last reply at the current stage was refused, told to the model on
-    # the retry (prompts.with_retry_note); None once the stage is over.
+    # the retry (retry_note.with_retry_note); None once the stage is over.
     model_refusal: str | None = field(default=None, repr=False, compare=False)
     # What earlier stages of this run produced (transcript, extracted trades, metadata),
     # so later stages need not read it back; empty after a restart (then they read it).

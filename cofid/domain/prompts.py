@@ -22,7 +22,6 @@ Rules:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -303,27 +302,6 @@ def build_llm2_request(
         schema_name=LLM2_SCHEMA_NAME,
         schema=schema,
         context=context,
-    )
-
-
-RETRY_NOTE_CHARS = 300
-
-
-def with_retry_note(request: ChatRequest, refusal: str | None) -> ChatRequest:
-    """`request` as its retry after the model's reply was refused for `refusal` (cofi's
-    own message, e.g. "the reply was cut off at the token limit"): the same prompt with
-    the refusal told to the model, so a retry at temperature 0 is not the same request
-    (and the same reply) again."""
-    if not refusal:
-        return request
-    note = " ".join(refusal.split())[:RETRY_NOTE_CHARS]
-    return dataclasses.replace(
-        request,
-        user=(
-            f"{request.user}\n\nYour previous reply was refused: {note}. Reply again with "
-            "one JSON object matching the schema; keep every evidence quote short and "
-            "give each item once."
-        ),
     )
 
 

@@ -9,7 +9,8 @@ from cofid.backends.base import Backends, ChatResult
 from cofid.domain.model import CallStatus, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState
-from cofid.domain.prompts import build_llm1_request, with_retry_note
+from cofid.domain.prompts import build_llm1_request
+from cofid.domain.retry_note import with_retry_note
 from cofid.stages.base import (
     StageEnv,
     StageInputs,

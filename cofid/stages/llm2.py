@@ -9,8 +9,9 @@ from cofid.backends.base import Backends, ChatResult
 from cofid.domain.model import NO_TRADE_DATA_ANSWER, CallStatus, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState
-from cofid.domain.prompts import build_llm2_request, with_retry_note
+from cofid.domain.prompts import build_llm2_request
 from cofid.domain.questions import TRADE_QUESTION_COUNT, Question, QuestionSet
+from cofid.domain.retry_note import with_retry_note
 from cofid.stages.base import (
     StageEnv,
     StageInputs,
