@@ -1,6 +1,7 @@
 """Issue 15.8 and 14.7: cancels and resumes are visible in the tables, a reaudit stopped
 mid-run resumes at the next start, and one task owns a call at a time — on a real daemon
-(serve_main, fake GPUs), on SQLite and MariaDB.
+(serve_main, fake GPUs), on SQLite and on MariaDB with the server zone at +05:30
+(tests/conftest.py's zoned_db_url).
 
 Each test asserts the rows of batchStatus and task and the exact sequence of the events
 cofid.service.cancel and cofid.plans.reaudit write (stage 'pipeline' info events with
@@ -24,6 +25,7 @@ from tests.api.conftest import (
     wav_bytes,
     write_batch_dir,
 )
+from tests.store.test_tables_contract import install_status_audit, status_history
 
 C = grpc.StatusCode
 NAMES = [f"c{i:02d}.wav" for i in range(12)]
@@ -47,6 +49,25 @@ async def pipeline_marks(h, bid: int) -> list[tuple]:
             (r.status, r.errorMessage, _meta(r))
             for r in rows
             if "cancelled" in _meta(r) or "resumed" in _meta(r)
+        ]
+
+    return await h.query(q)
+
+
+async def pipeline_walk(h, bid: int) -> list[tuple]:
+    """The batch's walk events (pipeline info with batch_status), the cancel's left out."""
+
+    def q(c):
+        bel = t.batch_execution_log
+        rows = c.execute(
+            sa.select(bel)
+            .where(bel.c.batchId == bid, bel.c.stage == "pipeline", bel.c.eventType == "info")
+            .order_by(bel.c.id)
+        )
+        return [
+            (r.status, r.errorMessage, _meta(r))
+            for r in rows
+            if "cancelled" not in _meta(r) and "resumed" not in _meta(r)
         ]
 
     return await h.query(q)
@@ -82,8 +103,11 @@ async def lid_rows(h, bid: int) -> dict[str, int]:
     return out
 
 
-async def test_cancelled_batch_is_recorded_and_resumes_to_completed(start_server, tmp_path, db_url):
-    h = await start_server(db_url)
+async def test_cancelled_batch_is_recorded_and_resumes_to_completed(
+    start_server, tmp_path, zoned_db_url
+):
+    h = await start_server(zoned_db_url)
+    install_status_audit(zoned_db_url)  # every value batchStatus.status takes, as committed
     h.fake.latency_s = 0.05
     d = write_batch_dir(tmp_path / "b", NAMES)
     ref = await h.call("StartBatch", pb.StartBatchRequest(directory=str(d)))
@@ -123,6 +147,15 @@ async def test_cancelled_batch_is_recorded_and_resumes_to_completed(start_server
         ("batch", "completed", bid, None),
     ]
     assert await lid_rows(h, bid) == {n: 1 for n in NAMES}  # every file once, none twice
+    # The column itself: the walk up to `before`, Cancelled once, back to `before`, then on
+    # to Completed; without the cancel's two steps, exactly the walk the log records.
+    history = status_history(zoned_db_url, bid)
+    assert history.count("Cancelled") == 1, history
+    i = history.index("Cancelled")
+    assert history[i - 1] == history[i + 1] == before, history
+    walk = [m["batch_status"] for _, _, m in await pipeline_walk(h, bid)]
+    assert history[:i] + history[i + 2:] == ["Pending", *walk], (history, walk)
+    assert walk[-1] == "Completed" and walk.index(before) < len(walk) - 1
     # A task that is not cancelled cannot be resumed; nor can an unknown one.
     code, msg = await h.code_of("ResumeTask", pb.ResumeTaskRequest(task_id=resumed.task_id))
     assert (code, msg) == (
@@ -135,8 +168,8 @@ async def test_cancelled_batch_is_recorded_and_resumes_to_completed(start_server
     assert code == C.NOT_FOUND
 
 
-async def test_cancelled_upload_resumes(start_server, tmp_path, db_url):
-    h = await start_server(db_url)
+async def test_cancelled_upload_resumes(start_server, tmp_path, zoned_db_url):
+    h = await start_server(zoned_db_url)
     h.fake.latency_s = 0.05
     files = {f"u{i}.wav": wav_bytes(freq=300 + 20 * i) for i in range(8)}
     up = await h.call("UploadAudit", iter(upload_messages(files)), OP)
@@ -159,7 +192,9 @@ async def test_cancelled_upload_resumes(start_server, tmp_path, db_url):
     ]
 
 
-async def test_one_owner_per_call_cancel_reaudit_resume(start_server, tmp_path, zoned_db_url):
+async def test_one_owner_per_call_cancel_reaudit_resume(
+    start_server, tmp_path, zoned_db_url
+):
     """Cancel a batch, reaudit one of its calls, resume the batch: refused while the
     reaudit holds the call (the message names the reaudit task); once it ended the batch
     resumes and no call ran LID twice for one owner. On SQLite and on MariaDB with the
@@ -211,9 +246,9 @@ async def test_one_owner_per_call_cancel_reaudit_resume(start_server, tmp_path, 
 
 
 async def test_cancelled_reaudit_writes_its_closing_event_and_resumes(
-    start_server, tmp_path, db_url
+    start_server, tmp_path, zoned_db_url
 ):
-    h = await start_server(db_url)
+    h = await start_server(zoned_db_url)
     d = write_batch_dir(tmp_path / "b", NAMES)
     ref = await h.call("StartBatch", pb.StartBatchRequest(directory=str(d)))
     bid = (await h.wait_task(ref.task_id)).batch_id
@@ -256,14 +291,16 @@ async def test_cancelled_reaudit_writes_its_closing_event_and_resumes(
     assert stt_runs == {n: 2 for n in NAMES}  # the batch's and the reaudit's, never a third
 
 
-async def test_reaudit_stopped_mid_run_resumes_at_the_next_start(nursery, tmp_path, db_url):
+async def test_reaudit_stopped_mid_run_resumes_at_the_next_start(
+    nursery, tmp_path, zoned_db_url
+):
     """A daemon stopped mid-reaudit (its shutdown deadline cut the run: files were left
     unfinished) resumes the reaudit at the next start, under the same task: exactly the
     chosen stages, for the calls not yet done; one cleanup, one closing event."""
     from cofid.backends.fake import FakeBackends
     from tests.api.conftest import make_cfg
 
-    cfg = make_cfg(tmp_path / "srv", db_url, service={"shutdown_deadline_s": 0.2})
+    cfg = make_cfg(tmp_path / "srv", zoned_db_url, service={"shutdown_deadline_s": 0.2})
     fake = FakeBackends()
     d = InProcessDaemon(cfg, fake, nursery)
     await d.start()
@@ -310,7 +347,7 @@ async def test_reaudit_stopped_mid_run_resumes_at_the_next_start(nursery, tmp_pa
 
 
 async def test_a_batch_task_killed_before_it_named_its_batch_resumes_with_it(
-    nursery, tmp_path, db_url
+    nursery, tmp_path, zoned_db_url
 ):
     """The batch row commits, then the task row is given its id: a daemon killed between
     the two leaves a running task naming no batch. The restart gives it its batch (by
@@ -320,7 +357,7 @@ async def test_a_batch_task_killed_before_it_named_its_batch_resumes_with_it(
     from cofid.store.db import Database
     from tests.api.conftest import make_cfg
 
-    cfg = make_cfg(tmp_path / "srv", db_url, service={"shutdown_deadline_s": 0.2})
+    cfg = make_cfg(tmp_path / "srv", zoned_db_url, service={"shutdown_deadline_s": 0.2})
     fake = FakeBackends(latency_s=0.1)
     d = InProcessDaemon(cfg, fake, nursery)
     await d.start()

@@ -1,5 +1,6 @@
 """Issue 15.9: a reaudit keeps every rule a batch applies (cofid.domain.reaudit rules
-10–12), on a real daemon (serve_main, fake GPUs), on SQLite and MariaDB.
+10–12), on a real daemon (serve_main, fake GPUs), on SQLite and on MariaDB with the server
+zone at +05:30 (tests/conftest.py's zoned_db_url).
 
 The fixture batch (cofid.testing.batches) has a 2.5 s call with a trade (ShortCall), a
 French call without a trade (UnsupportedLanguage, 'No trade data found' answers from
@@ -80,9 +81,9 @@ async def _reaudit_events(h, task_id: str) -> list[tuple]:
 
 
 async def test_llm2_reaudit_leaves_gated_calls_alone_and_keeps_no_trade_answers(
-    start_server, tmp_path, db_url
+    start_server, tmp_path, zoned_db_url
 ):
-    h = await start_server(db_url)
+    h = await start_server(zoned_db_url)
     bid = await _batch(h, tmp_path)
     before = await _state(h, bid)
     assert before[SHORT]["status"] == "ShortCall" and before[SHORT]["answers"] == []
@@ -135,9 +136,9 @@ async def test_llm2_reaudit_leaves_gated_calls_alone_and_keeps_no_trade_answers(
 
 
 async def test_stt_reaudit_passes_gated_calls_through_the_gate_again(
-    start_server, tmp_path, db_url
+    start_server, tmp_path, zoned_db_url
 ):
-    h = await start_server(db_url)
+    h = await start_server(zoned_db_url)
     bid = await _batch(h, tmp_path)
     before = await _state(h, bid)
     stt, chats = h.fake.calls.get("stt", 0), h.fake.calls.get("chat", 0)
@@ -157,10 +158,12 @@ async def test_stt_reaudit_passes_gated_calls_through_the_gate_again(
     assert after == before  # statuses, triaging's answers and (no) transcripts as they were
 
 
-async def test_reaudit_leaves_never_transcribed_calls_alone(start_server, tmp_path, db_url):
+async def test_reaudit_leaves_never_transcribed_calls_alone(
+    start_server, tmp_path, zoned_db_url
+):
     """The corrupt call failed its first stage: llm1/llm2 without stt have nothing to
     read; stt without lid has no language."""
-    h = await start_server(db_url)
+    h = await start_server(zoned_db_url)
     bid = await _batch(h, tmp_path)
     corrupt = "call_06_corrupt.wav"
     reply = await h.call(
