@@ -236,8 +236,8 @@ async def test_a_key_being_received_is_refused_until_its_upload_ended(
     assert await _rows(h) == _one_upload(first.task_id, first.batch_id, ["s1.wav"])
 
 
-async def test_reflection_is_served_as_v1_and_v1alpha(start_server):
-    h = await start_server()
+async def test_reflection_is_served_as_v1_and_v1alpha(start_server, zoned_db_url):
+    h = await start_server(zoned_db_url)
     want = {
         "cofi.v1.Cofi",
         "grpc.health.v1.Health",

@@ -61,14 +61,30 @@ def test_tasks_lists_newest_first_with_filters(zoned_world):
     assert "--state: done: choose from queued, running, completed, failed, cancelled" in r.err
 
 
-def test_gpus_table_and_json(world):
+def test_gpus_table_and_json(zoned_world):
+    world = zoned_world
     r = world.ctl("gpus", token=VIEW)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].split()[:3] == ["GPU", "URL", "HEALTHY"]
     assert [ln.split()[0] for ln in lines[1:]] == ["gpu-a", "gpu-b"]
     doc = json.loads(world.ctl("gpus", "--json", token=VIEW).out)
-    assert [g["name"] for g in doc["gpus"]] == ["gpu-a", "gpu-b"]
+    gpus = doc["gpus"]
+    assert [g["name"] for g in gpus] == ["gpu-a", "gpu-b"]
+    assert [(g["healthy"], g["slots"], g["slots_in_use"]) for g in gpus] == [(True, 2, 0)] * 2
+    # The counters agree with the rows of the one batch the daemon ran: every file
+    # assigned once, a file-stage success per processing_logs success row, a failed
+    # request per 'retry' or 'failed' row (the fixture's flaky and corrupt calls).
+    pl, bs = t.processing_logs, t.batch_status
+    logs = dict(world.daemon.query(lambda c: [tuple(r) for r in c.execute(
+        sa.select(pl.c.status, sa.func.count()).group_by(pl.c.status))]))
+    [total] = world.daemon.query(lambda c: list(c.execute(sa.select(bs.c.totalFiles)).scalars()))
+    assert sum(g["files_assigned"] for g in gpus) == total == world.expected["total_files"]
+    assert sum(g["files_done"] for g in gpus) == logs["success"]
+    assert sum(g["requests_failed"] for g in gpus) == logs["retry"] + logs["failed"] > 0
+    assert [ln.split()[:4] for ln in lines[1:]] == [
+        [g["name"], "yes", "2", "0"] for g in gpus  # an empty URL column: fake hosts
+    ]
 
 
 def test_resume_a_cancelled_batch_and_wait(slow_daemon, tmp_path):
