@@ -5,20 +5,24 @@ Two halves, as everywhere in cofid.api:
 * :class:`Subscriptions` lives in trio. It opens bus subscriptions, at most the
   WatchEvents cap of :mod:`cofid.api.admission` at once (each open stream holds a grpc
   pool thread; admission refuses more with RESOURCE_EXHAUSTED before they get here, and
-  this count is the same limit kept where the subscriptions are), hands out the next
-  events with a heartbeat timeout, and closes every subscription when the daemon stops.
+  this count is the same limit kept where the subscriptions are), and closes every
+  subscription when the daemon stops.
 * :func:`watch_events` runs in a grpc handler thread. It validates the request, then:
 
-  1. subscribes first, so no event committed from then on is missed; ``upto`` is the
-     bus's last id at that instant;
+  1. subscribes first (one call into trio), so no event committed from then on is
+     missed; ``upto`` is the bus's last id at that instant;
   2. with ``from_event_id``, replays committed events ``from_event_id < id <= upto``
      from the event log in pages (a ``gap`` notice first when some of them are no
      longer retained);
-  3. then yields live events, skipping ids already sent (the replay and the live buffer
-     overlap), a heartbeat (with the last id) after ``heartbeat_s`` without events;
-  4. ends with a ``fell_behind`` notice and RESOURCE_EXHAUSTED when the subscriber buffer
-     overflowed, with a ``shutting_down`` notice and UNAVAILABLE when cofid stops, and
-     quietly when the client went away (``context.add_callback`` closes the trio-side
+  3. then yields live events, which this thread takes from the bus's shared feed
+     itself, with its own cursor and filter (no call into trio per hand-out: 20 or 100
+     subscribers cost the engine's thread one append and one wake-up per published
+     group, :mod:`cofid.engine.bus`), skipping ids already sent (the replay and the live
+     feed overlap); a heartbeat (with the last id) after ``heartbeat_s`` without events;
+  4. ends with a ``fell_behind`` notice and RESOURCE_EXHAUSTED when more than
+     ``subscriber_buffer`` events were published since the stream's cursor (the feed's
+     ring overtook it), with a ``shutting_down`` notice and UNAVAILABLE when cofid
+     stops, and quietly when the client went away (``context.add_callback`` closes the
      subscription: an idle stream never yields, so the callback is the only signal).
 
   With ``batched`` in the request the events of a replay page or of one live hand-out go
@@ -33,7 +37,6 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import grpc
-import trio
 
 from cofid.api import admission, watch_wire
 from cofid.api.bridge import ApiError, TrioBridge, exhausted, invalid
@@ -49,7 +52,6 @@ from protos.cofi.v1 import cofi_pb2 as pb
 
 EVENT_STAGES = frozenset({s.value for s in Stage} | {"reaudit", "pipeline"})
 REPLAY_PAGE = 2000
-LIVE_BATCH = 500
 # How long a batched subscriber's hand-out waits after its first event for more: fewer,
 # larger messages (far less per-message work in grpc) for 0.1 s more delivery latency.
 BATCH_WINDOW_S = 0.1
@@ -69,7 +71,9 @@ class EventSource(Protocol):
 
 
 class Subscriptions:
-    """The trio side of every open WatchEvents stream."""
+    """The trio side of every open WatchEvents stream: opening and closing them. Reading
+    one costs the trio thread nothing: its handler thread takes events from the bus's
+    shared feed itself (:meth:`cofid.engine.bus.Subscription.take`)."""
 
     def __init__(self, app: EventSource) -> None:
         self.app = app
@@ -100,39 +104,12 @@ class Subscriptions:
     async def replay_page(self, flt: EventFilter, after: int, upto: int) -> list[Event]:
         return await replay(self.app.db, flt, after, upto, limit=REPLAY_PAGE)
 
-    async def next_events(self, sub: Subscription, timeout: float,
-                          window: float = 0.0) -> tuple[str, list[Event], int]:
-        """("events", events, last id), or "timeout", "fell_behind", "shutting_down",
-        "closed" (the client went away) with no events. With a window, the events that
-        arrive within `window` seconds of the first come with it."""
-        if sub.fell_behind:
-            return "fell_behind", [], self.app.bus.last_id
-        if self.closing:
-            return "shutting_down", [], self.app.bus.last_id
-        out: list[Event] = []
-        with trio.move_on_after(timeout):
-            try:
-                out.append(await sub.receive.receive())
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                why = ("fell_behind" if sub.fell_behind else
-                       "shutting_down" if self.closing else "closed")
-                return why, [], self.app.bus.last_id
-        if not out:
-            return "timeout", [], self.app.bus.last_id
-        if window > 0:  # outside the timeout's scope: the event taken is never lost
-            await trio.sleep(window)
-        while len(out) < LIVE_BATCH:
-            try:
-                out.append(sub.receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-        return "events", out, self.app.bus.last_id
-
     def close(self) -> None:
         """No new subscriptions; every open stream ends with ``shutting_down``."""
         self.closing = True
         for sub in list(self.subs.values()):
-            self.unsubscribe(sub)
+            self.subs.pop(id(sub), None)
+            self.app.bus.unsubscribe(sub, "shutting_down")
 
 
 def event_filter(request: pb.WatchRequest) -> tuple[EventFilter, int | None]:
@@ -167,7 +144,7 @@ def watch_events(request: pb.WatchRequest, context: grpc.ServicerContext, bridge
     try:
         if start is not None:
             yield from _replay(bridge, subs, flt, start, upto, request.batched)
-        yield from _live(bridge, subs, sub, upto, context, request.batched)
+        yield from _live(subs, sub, upto, context, request.batched)
     finally:
         bridge.call_soon(subs.unsubscribe, sub)
 
@@ -192,16 +169,17 @@ def _replay(bridge: TrioBridge, subs: Subscriptions, flt: EventFilter, start: in
         after = page[-1].id
 
 
-def _live(bridge: TrioBridge, subs: Subscriptions, sub: Subscription, last: int,
-          context: grpc.ServicerContext, batched: bool) -> Iterator[pb.WatchMessage | bytes]:
-    """Live events; the bus hands every subscriber the same Event objects, so each is
-    serialized once for all of them (watch_wire caches the bytes on the Event)."""
+def _live(subs: Subscriptions, sub: Subscription, last: int, context: grpc.ServicerContext,
+          batched: bool) -> Iterator[pb.WatchMessage | bytes]:
+    """Live events, taken by this handler thread from the bus's feed (no call into trio);
+    every subscriber gets the same Event objects, so each is serialized once for all of
+    them (watch_wire caches the bytes on the Event)."""
     g = subs.cfg.grpc
     window = BATCH_WINDOW_S if batched else 0.0
     while context.is_active():
-        why, events, last_id = bridge.run(subs.next_events, sub, g.heartbeat_s, window)
+        why, events = sub.take(g.heartbeat_s, window)
         if why == "events":
-            fresh = []  # skipping ids already sent: the replay overlaps the live buffer
+            fresh = []  # skipping ids already sent: the replay overlaps the live feed
             for e in events:
                 if e.id > last:
                     fresh.append(e)
@@ -212,14 +190,15 @@ def _live(bridge: TrioBridge, subs: Subscriptions, sub: Subscription, last: int,
                 for e in fresh:
                     yield watch_wire.single(e)
         elif why == "timeout":
-            hb = pb.Heartbeat(last_event_id=last_id)
+            hb = pb.Heartbeat(last_event_id=max(last, sub.seen_id))
             hb.server_time.GetCurrentTime()
             yield pb.WatchMessage(heartbeat=hb)
         elif why == "fell_behind":
             yield pb.WatchMessage(notice=pb.Notice(
                 code="fell_behind",
-                message=f"the subscriber buffer ({g.subscriber_buffer} events) "
-                        f"overflowed; resume with from_event_id = the last id received"))
+                message=f"more than {g.subscriber_buffer} events were published since the "
+                        f"last one this stream took; resume with from_event_id = the last "
+                        f"id received"))
             raise exhausted("fell behind: subscriber buffer overflowed; reconnect with "
                             "from_event_id")
         elif why == "shutting_down":
