@@ -22,6 +22,7 @@ import trio
 from sqlalchemy.engine import Connection, Engine
 
 from cofid.domain.ops import Delete, Insert, Op
+from cofid.store import raw_sql
 from cofid.store import tables as t
 from cofid.store.disk_full import is_disk_full
 from cofid.store.disk_full import reason as disk_full_reason
@@ -29,9 +30,7 @@ from cofid.store.disk_full import reason as disk_full_reason
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Rows per INSERT statement: large enough to amortize round trips, small enough to stay
-# under MySQL's max_allowed_packet with long transcript text.
-INSERT_CHUNK = 1000
+INSERT_CHUNK = raw_sql.CHUNK  # rows per INSERT statement (cofid.store.raw_sql)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -207,25 +206,22 @@ class Database:
 
 
 def execute_seed_ops(conn: Connection, ops: Iterable[Op]) -> None:
-    """Execute the ops of one or many write sets in three merged phases (see domain.ops)."""
-    deletes: list[Delete] = []
+    """Execute the ops of one or many write sets in three merged phases (see domain.ops),
+    with the statements of cofid.store.raw_sql (prepared once, values converted as
+    SQLAlchemy would)."""
+    deletes: dict[tuple[str, str], list[Any]] = {}
     inserts: dict[str, list[dict[str, Any]]] = {}
     updates: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Any]] = {}
     for op in ops:
         if isinstance(op, Delete):
-            deletes.append(op)
+            deletes.setdefault((op.table, op.key_column), []).append(op.key_value)
         elif isinstance(op, Insert):
             inserts.setdefault(op.table, []).extend(op.rows)
         else:
             key = (op.table, op.key_column, tuple(sorted(op.values.items())))
             updates.setdefault(key, []).append(op.key_value)
-    by_delete: dict[tuple[str, str], list[Any]] = {}
-    for d in deletes:
-        by_delete.setdefault((d.table, d.key_column), []).append(d.key_value)
-    for (table, col), values in by_delete.items():
-        tbl = t.TABLES_BY_NAME[table]
-        for chunk in _chunks(values, INSERT_CHUNK):
-            conn.execute(sa.delete(tbl).where(tbl.c[col].in_(chunk)))
+    for (table, col), values in deletes.items():
+        raw_sql.delete_in(conn, t.TABLES_BY_NAME[table], col, values)
     for table, rows in inserts.items():
         insert_rows(conn, t.TABLES_BY_NAME[table], rows)
     # Updates that set the same values merge into one WHERE key IN (...); the rest (one
@@ -236,30 +232,14 @@ def execute_seed_ops(conn: Connection, ops: Iterable[Op]) -> None:
             cols = tuple(k for k, _v in pairs)
             singles.setdefault((table, col, cols), []).append({"_key": keys[0], **dict(pairs)})
             continue
-        tbl = t.TABLES_BY_NAME[table]
-        for chunk in _chunks(keys, INSERT_CHUNK):
-            conn.execute(sa.update(tbl).where(tbl.c[col].in_(chunk)).values(dict(pairs)))
+        raw_sql.update_in(conn, t.TABLES_BY_NAME[table], col, keys, dict(pairs))
     for (table, col, cols), params in singles.items():
-        tbl = t.TABLES_BY_NAME[table]
-        stmt = sa.update(tbl).where(tbl.c[col] == sa.bindparam("_key")).values(
-            {c: sa.bindparam(c) for c in cols})
-        for chunk in _chunks(params, INSERT_CHUNK):
-            conn.execute(stmt, list(chunk))
+        raw_sql.update_each(conn, t.TABLES_BY_NAME[table], col, cols, params)
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Multi-row INSERTs, grouped by column set (executemany needs uniform keys)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r), []).append(r)
-    for group in groups.values():
-        for chunk in _chunks(group, INSERT_CHUNK):
-            conn.execute(sa.insert(table), chunk)
-
-
-def _chunks(seq: Sequence[T], n: int) -> Iterable[Sequence[T]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
+    raw_sql.insert_rows(conn, table, rows)
 
 
 def read_once(url: str, fn: Callable[[Connection], T]) -> T:

@@ -1,11 +1,13 @@
 """What stages read back from the store (the StageInputs port of cofid/stages/base.py):
 the LLM stages' transcript, call metadata, mapped and extracted trades, and batch-level
-facts (triaged or not, the question set), which one instance — one per run — reads once.
+facts (triaged or not, whether the batch has call metadata or mapped trades, the question
+set), which one instance — one per run — reads once per batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,36 +110,79 @@ def batch_triaged(conn: Connection, batch_id: int) -> bool:
     return status == StageStatus.COMPLETE
 
 
+@dataclass(frozen=True)
+class BatchFacts:
+    """What is true of a whole batch while its files stream through the LLM stages: the
+    CSV steps and triaging run before the file stages (cofid.service.batches), so these
+    do not change during a run."""
+
+    triaged: bool
+    has_call_metadata: bool  # callMetadata has a row of the batch
+    has_mapped_trades: bool  # tradeMetadata has a row of the batch mapped to a call
+
+
+def batch_facts(conn: Connection, batch_id: int) -> BatchFacts:
+    cm, tm = t.call_metadata, t.trade_metadata
+    has_cm = conn.execute(sa.select(cm.c.id).where(cm.c.batchId == batch_id).limit(1)).first()
+    has_tm = conn.execute(sa.select(tm.c.id).where(
+        tm.c.batchId == batch_id, tm.c.audioName.is_not(None)).limit(1)).first()
+    return BatchFacts(batch_triaged(conn, batch_id), has_cm is not None, has_tm is not None)
+
+
 _READERS: dict[str, Callable[[Connection, FileState], Any]] = {
     "transcript": lambda conn, f: transcript_of(conn, f.call_id),
     "call_metadata": lambda conn, f: call_metadata_of(conn, f.batch_id, f.audio_name),
     "trades": lambda conn, f: mapped_trades_of(conn, f.batch_id, f.audio_name),
     "extracted_trades": lambda conn, f: extracted_trades_of(conn, f.call_id),
 }
+# What a per-file reader gives when the batch facts say the batch has no such rows.
+_ABSENT: dict[str, tuple[str, Callable[[], Any]]] = {
+    "call_metadata": ("has_call_metadata", lambda: None),
+    "trades": ("has_mapped_trades", list),
+}
 
 
 class StoreStageInputs:
-    """StageInputs over the database, for one run: batch-level facts are cached, since a
-    batch's triaging and question sets do not change while its files stream."""
+    """StageInputs over the database, for one run: batch-level facts (triaged, whether
+    the batch has call metadata or mapped trades at all, question sets) are read once
+    per batch, since they do not change while its files stream; a file's own inputs are
+    read only where the batch has such rows (a batch without CSVs costs LLM1 and LLM2 no
+    read and no thread hop)."""
 
     def __init__(self, db: Database, question_set_for: Callable[[int, int], QuestionSet]) -> None:
         self.db = db
         self.question_set_for = question_set_for
-        self._triaged: dict[int, bool] = {}
+        self._facts: dict[int, BatchFacts] = {}
         self._question_sets: dict[tuple[int, int], QuestionSet] = {}
 
+    async def facts(self, batch_id: int) -> BatchFacts:
+        facts = self._facts.get(batch_id)
+        if facts is None:
+            facts = self._facts[batch_id] = await self.db.read(
+                lambda conn: batch_facts(conn, batch_id))
+        return facts
+
     async def read(self, f: FileState, wanted: Collection[str]) -> dict[str, Any]:
-        readers = [(name, _READERS[name]) for name in wanted]
+        out: dict[str, Any] = {}
+        readers = []
+        facts = await self.facts(f.batch_id) if any(n in _ABSENT for n in wanted) else None
+        for name in wanted:
+            absent = _ABSENT.get(name)
+            if absent is not None and facts is not None and not getattr(facts, absent[0]):
+                out[name] = absent[1]()
+            else:
+                readers.append((name, _READERS[name]))
+        if not readers:
+            return out
 
         def load(conn: Connection) -> dict[str, Any]:
             return {name: reader(conn, f) for name, reader in readers}
 
-        return await self.db.read(load)
+        out.update(await self.db.read(load))
+        return out
 
     async def batch_triaged(self, batch_id: int) -> bool:
-        if batch_id not in self._triaged:
-            self._triaged[batch_id] = await self.db.read(lambda conn: batch_triaged(conn, batch_id))
-        return self._triaged[batch_id]
+        return (await self.facts(batch_id)).triaged
 
     def question_set(self, process_id: int, category_mapping_id: int) -> QuestionSet:
         key = (process_id, category_mapping_id)

@@ -19,6 +19,7 @@ from cofid.store import tables as t
 from cofid.store.column_types import utcnow
 from cofid.store.db import execute_seed_ops as _execute_seed_ops
 from cofid.store.db import is_connection_error
+from cofid.store.raw_sql import insert_returning_ids
 
 # A batch-level step: runs inside a group's transaction, returns the events it caused.
 Step = Callable[[Connection], list[Event]]
@@ -96,22 +97,15 @@ def _same_instant(a: Any, b: Any) -> bool:
 
 
 def insert_events(conn: Connection, events: Sequence[Event]) -> None:
-    """INSERT the events in order and set each one's id to the one it got."""
-    tbl = t.batch_execution_log
+    """INSERT the events in order and set each one's id to the one it got: one multi-row
+    INSERT ... RETURNING per 500 events where the dialect has it (SQLite, MariaDB 10.5+),
+    one INSERT per event on MySQL (cofid.store.raw_sql.insert_returning_ids)."""
     rows = []
     for e in events:
         row = t.to_columns("batch_execution_log", e.row())
         del row["id"]
         rows.append(row)
-    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
-        stmt = sa.insert(tbl).returning(tbl.c.id, sort_by_parameter_order=True)
-        ids = [int(i) for i in conn.execute(stmt, rows).scalars().all()]
-    else:  # MySQL has no INSERT ... RETURNING: one row at a time, the id from each
-        ids = []
-        for row in rows:
-            key = conn.execute(sa.insert(tbl).values(row)).inserted_primary_key
-            assert key is not None
-            ids.append(int(key[0]))
+    ids = insert_returning_ids(conn, t.batch_execution_log, rows)
     for e, i in zip(events, ids, strict=True):
         e.id = i
 

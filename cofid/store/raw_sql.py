@@ -1,0 +1,226 @@
+"""The group writer's statements, prepared once and executed on the DB-API cursor.
+
+The writes of a group commit (cofid.store.db.execute_seed_ops, insert_rows and the event
+log's INSERT in cofid.store.writes) are a handful of statement shapes repeated many times:
+an INSERT of a table with a column set, an UPDATE setting some columns of rows chosen by a
+key, a DELETE by key. Going through SQLAlchemy's compiler and per-row parameter processing
+for each of them cost more than the database's own work, so this module spells each shape
+once per dialect (quoted names, the driver's placeholder), keeps it, and hands the cursor
+the values already converted by the columns' own bind processors — the very conversions
+SQLAlchemy applies (JSON text, SQLite's datetime text, cofid's exact money text) — and the
+Python-side column defaults SQLAlchemy would add (the utcnow() of createdAt / updatedAt,
+onupdate included). What lands in the tables is what SQLAlchemy's statements wrote.
+
+The statements run through `Connection.exec_driver_sql`, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+# Rows per statement (and keys per IN list): large enough to amortize round trips, small
+# enough for SQLite's 32,766 variables and MySQL's max_allowed_packet with long text.
+CHUNK = 1000
+RETURNING_CHUNK = 500  # rows per INSERT ... RETURNING (one parameter per column each)
+
+
+class _Shapes:
+    """One dialect's statement texts and per-column conversions, made on first use."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.quote = dialect.identifier_preparer.quote
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._procs: dict[tuple[str, str], Any] = {}
+        self._sql: dict[tuple[Any, ...], str] = {}
+        self._defaults: dict[tuple[str, bool], list[tuple[str, Any]]] = {}
+
+    def proc(self, col: sa.Column[Any]) -> Any:
+        key = (col.table.name, col.name)
+        try:
+            return self._procs[key]
+        except KeyError:
+            p = self._procs[key] = col.type.dialect_impl(self.dialect).bind_processor(self.dialect)
+            return p
+
+    def defaults(self, table: sa.Table, update: bool) -> list[tuple[str, Any]]:
+        """(column, callable) of the Python-side defaults (or onupdates) of `table`."""
+        key = (table.name, update)
+        if key not in self._defaults:
+            out = []
+            for c in table.columns:
+                d = c.onupdate if update else c.default
+                if d is not None and getattr(d, "is_callable", False):
+                    out.append((c.name, getattr(d, "arg")))  # noqa: B009 (typed as DefaultGenerator)
+                elif d is not None and getattr(d, "is_scalar", False):
+                    out.append((c.name, (lambda v: lambda _ctx: v)(getattr(d, "arg"))))  # noqa: B009
+            self._defaults[key] = out
+        return self._defaults[key]
+
+    def insert(self, table: sa.Table, names: tuple[str, ...], rows: int = 1,
+               returning: str | None = None) -> str:
+        key = ("i", table.name, names, rows, returning)
+        sql = self._sql.get(key)
+        if sql is None:
+            q = self.quote
+            one = f"({', '.join([self.mark] * len(names))})"
+            sql = (f"INSERT INTO {q(table.name)} ({', '.join(q(n) for n in names)}) "
+                   f"VALUES {', '.join([one] * rows)}")
+            if returning:
+                sql += f" RETURNING {q(returning)}"
+            self._sql[key] = sql
+        return sql
+
+    def update_in(self, table: sa.Table, names: tuple[str, ...], key: str, n: int) -> str:
+        k = ("u", table.name, names, key, n)
+        sql = self._sql.get(k)
+        if sql is None:
+            q = self.quote
+            sets = ", ".join(f"{q(c)} = {self.mark}" for c in names)
+            where = f"{q(key)} IN ({', '.join([self.mark] * n)})" if n > 1 else \
+                f"{q(key)} = {self.mark}"
+            sql = self._sql[k] = f"UPDATE {q(table.name)} SET {sets} WHERE {where}"
+        return sql
+
+    def delete_in(self, table: sa.Table, key: str, n: int) -> str:
+        k = ("d", table.name, key, n)
+        sql = self._sql.get(k)
+        if sql is None:
+            q = self.quote
+            sql = self._sql[k] = (f"DELETE FROM {q(table.name)} WHERE {q(key)} "
+                                  f"IN ({', '.join([self.mark] * n)})")
+        return sql
+
+
+_SHAPES: dict[int, _Shapes] = {}
+
+
+def shapes(dialect: Dialect) -> _Shapes:
+    s = _SHAPES.get(id(dialect))
+    if s is None or s.dialect is not dialect:
+        s = _SHAPES[id(dialect)] = _Shapes(dialect)
+    return s
+
+
+def _converters(sh: _Shapes, table: sa.Table, names: Sequence[str]) -> list[Any]:
+    return [sh.proc(table.c[n]) for n in names]
+
+
+def _convert(row: Sequence[Any], procs: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True))
+
+
+def _insert_params(sh: _Shapes, table: sa.Table, rows: Sequence[dict[str, Any]]
+                   ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The column names and driver-ready parameter tuples of rows of one column set, with
+    the Python-side defaults of the columns they leave out (evaluated once per call: one
+    transaction, one clock reading)."""
+    given = tuple(rows[0])
+    defaults = [(c, fn(None)) for c, fn in sh.defaults(table, False) if c not in rows[0]]
+    names = given + tuple(c for c, _v in defaults)
+    tail = tuple(v for _c, v in defaults)
+    if len(given) > 1:
+        get = itemgetter(*given)
+        base = [get(r) for r in rows]
+    else:  # itemgetter of one name gives the value, not a tuple
+        base = [tuple(r[n] for n in given) for r in rows]
+    procs = [(i, p) for i, p in enumerate(_converters(sh, table, names)) if p is not None]
+    if not procs:
+        return names, [b + tail for b in base] if tail else base
+    out = []
+    for b in base:
+        vals = list(b + tail) if tail else list(b)
+        for i, p in procs:
+            vals[i] = p(vals[i])
+        out.append(tuple(vals))
+    return names, out
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT rows (seed column names) in executemany batches, grouped by column set;
+    PyMySQL sends each batch as multi-row INSERTs, sqlite3 steps one prepared statement."""
+    if not rows:
+        return
+    sh = shapes(conn.dialect)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r), []).append(r)
+    for group in groups.values():
+        names, params = _insert_params(sh, table, group)
+        sql = sh.insert(table, names)
+        for i in range(0, len(params), CHUNK):
+            conn.exec_driver_sql(sql, params[i : i + CHUNK])
+
+
+def insert_returning_ids(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
+                         id_column: str = "id") -> list[int]:
+    """INSERT rows of one column set and return the ids the database gave them, in row
+    order: multi-row INSERT ... RETURNING where the dialect has it (SQLite 3.35+, MariaDB
+    10.5+), one INSERT per row otherwise (MySQL: the id of each from lastrowid). The ids
+    of one statement's rows rise in row order (SQLite's rowid, InnoDB's AUTO_INCREMENT),
+    so the returned ids are sorted before they are matched to the rows: RETURNING's own
+    row order is not promised."""
+    if not rows:
+        return []
+    sh = shapes(conn.dialect)
+    names, params = _insert_params(sh, table, rows)
+    ids: list[int] = []
+    if conn.dialect.insert_returning:
+        for i in range(0, len(params), RETURNING_CHUNK):
+            chunk = params[i : i + RETURNING_CHUNK]
+            sql = sh.insert(table, names, len(chunk), returning=id_column)
+            flat = tuple(v for p in chunk for v in p)
+            got = sorted(int(r[0]) for r in conn.exec_driver_sql(sql, flat))
+            if len(got) != len(chunk):
+                raise RuntimeError(f"INSERT ... RETURNING gave {len(got)} ids for {len(chunk)} rows")
+            ids += got
+        return ids
+    sql = sh.insert(table, names)
+    for p in params:
+        result = conn.exec_driver_sql(sql, p)
+        ids.append(int(result.lastrowid))
+    return ids
+
+
+def update_in(conn: Connection, table: sa.Table, key: str, keys: Sequence[Any],
+              values: dict[str, Any]) -> None:
+    """UPDATE table SET values WHERE key IN (keys), in chunks."""
+    sh = shapes(conn.dialect)
+    full = {**values, **{c: fn(None) for c, fn in sh.defaults(table, True) if c not in values}}
+    names = tuple(full)
+    head = _convert([full[n] for n in names], _converters(sh, table, names))
+    kp = sh.proc(table.c[key])
+    for i in range(0, len(keys), CHUNK):
+        chunk = keys[i : i + CHUNK]
+        conn.exec_driver_sql(sh.update_in(table, names, key, len(chunk)),
+                             (*head, *(_convert(chunk, [kp] * len(chunk)))))
+
+
+def update_each(conn: Connection, table: sa.Table, key: str, cols: tuple[str, ...],
+                params: Sequence[dict[str, Any]]) -> None:
+    """One UPDATE per row (values differ), as executemany: params hold `cols` and "_key"."""
+    sh = shapes(conn.dialect)
+    extra = [(c, fn(None)) for c, fn in sh.defaults(table, True) if c not in cols]
+    names = (*cols, *(c for c, _v in extra))
+    tail = [v for _c, v in extra]
+    procs = [*_converters(sh, table, names), sh.proc(table.c[key])]
+    sql = sh.update_in(table, names, key, 1)
+    rows = []
+    for p in params:
+        rows.append(_convert([*(p[c] for c in cols), *tail, p["_key"]], procs))
+    for i in range(0, len(rows), CHUNK):
+        conn.exec_driver_sql(sql, rows[i : i + CHUNK])
+
+
+def delete_in(conn: Connection, table: sa.Table, key: str, keys: Sequence[Any]) -> None:
+    sh = shapes(conn.dialect)
+    kp = sh.proc(table.c[key])
+    for i in range(0, len(keys), CHUNK):
+        chunk = keys[i : i + CHUNK]
+        conn.exec_driver_sql(sh.delete_in(table, key, len(chunk)),
+                             _convert(chunk, [kp] * len(chunk)))

@@ -1,0 +1,180 @@
+"""cofid.store.raw_sql writes exactly what SQLAlchemy's own statements wrote: the same
+ops through the raw statements and through SQLAlchemy Core (the executor as it was before,
+kept here as the reference) leave equal rows, value for value, on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+import trio
+
+from cofid.domain.events import Event
+from cofid.domain.ops import Delete, Insert, Op, WriteSet
+from cofid.store import raw_sql, repo
+from cofid.store import tables as t
+from cofid.store.db import Database, create_engine
+from cofid.store.migrate import upgrade
+from cofid.store.writes import execute_ops as raw_execute_ops
+from cofid.store.writes import insert_events, to_seed_op
+
+CLOCK = {"createdAt", "updatedAt", "created_at", "storedAt"}
+
+
+def sa_execute_seed_ops(conn, ops: list[Op]) -> None:
+    """The SQLAlchemy Core executor raw_sql replaced (same phases, same merging)."""
+    deletes: dict[tuple[str, str], list[Any]] = {}
+    inserts: dict[str, list[dict[str, Any]]] = {}
+    updates: dict[tuple[str, str, tuple], list[Any]] = {}
+    for op in ops:
+        if isinstance(op, Delete):
+            deletes.setdefault((op.table, op.key_column), []).append(op.key_value)
+        elif isinstance(op, Insert):
+            inserts.setdefault(op.table, []).extend(op.rows)
+        else:
+            updates.setdefault((op.table, op.key_column, tuple(sorted(op.values.items()))),
+                               []).append(op.key_value)
+    for (table, col), keys in deletes.items():
+        tbl = t.TABLES_BY_NAME[table]
+        conn.execute(sa.delete(tbl).where(tbl.c[col].in_(keys)))
+    for table, rows in inserts.items():
+        groups: dict[tuple, list] = {}
+        for r in rows:
+            groups.setdefault(tuple(r), []).append(r)
+        for g in groups.values():
+            conn.execute(sa.insert(t.TABLES_BY_NAME[table]), g)
+    for (table, col, pairs), keys in updates.items():
+        tbl = t.TABLES_BY_NAME[table]
+        if len(keys) == 1:
+            stmt = sa.update(tbl).where(tbl.c[col] == sa.bindparam("_key")).values(
+                {c: sa.bindparam(c) for c, _v in pairs})
+            conn.execute(stmt, [{"_key": keys[0], **dict(pairs)}])
+        else:
+            conn.execute(sa.update(tbl).where(tbl.c[col].in_(keys)).values(dict(pairs)))
+
+
+def sa_insert_events(conn, events: list[Event]) -> None:
+    tbl = t.batch_execution_log
+    for e in events:
+        row = t.to_columns("batch_execution_log", e.row())
+        del row["id"]
+        e.id = int(conn.execute(sa.insert(tbl).values(row)).inserted_primary_key[0])
+
+
+def write_sets(calls: list[tuple[int, int]]) -> list[Op]:
+    ops: list[Op] = []
+    for n, (fd_id, call_id) in enumerate(calls):
+        ws = WriteSet()
+        ws.replace("transcript", "call_id", call_id, *(
+            {"call_id": call_id, "segment_index": i, "start_time": i * 1.5, "end_time": i + 1.25,
+             "text": f"seg {i} ‘quoted’ ✓", "speaker": None if i % 2 else "agent"}
+            for i in range(4)))
+        ws.replace("call_conversation", "call_id", call_id, {
+            "call_id": call_id, "trade_index": 0, "trade_id": "T1", "symbol": "INFY",
+            "side": "buy", "quantity": Decimal("100"), "price": Decimal("1500.125"),
+            "order_type": None, "evidence": "bought"})
+        ws.insert("processing_logs", {
+            "batch_id": 1, "call_id": call_id, "file_name": f"f{n}.wav", "stage_name": "stt",
+            "status": "success", "attempt": 1, "error_message": None,
+            "details": {"gpu": "g0"} if n % 2 else None, "duration_ms": 12})
+        ws.update("call", "id", call_id, status="TranscriptDone")  # merged: same values
+        ws.update("call", "id", call_id, lang="en", language_id=1, audio_duration=10.0 + n)
+        ws.update("file_distribution", "id", fd_id, stt_done=1)
+        ops += ws.ops
+    return ops
+
+
+def events(n: int) -> list[Event]:
+    return [Event(batch_id=1, stage="stt", event_type="file_complete", status="success",
+                  file_name=f"f{i}.wav", payload={"a": i} if i % 2 else None,
+                  metadata=None if i % 3 else {"k": [1, 2]},
+                  timestamp=datetime(2026, 12, 3, 12, 0, 0, 1000 * i)) for i in range(n)]
+
+
+def dump(engine) -> dict[str, list[tuple]]:
+    out = {}
+    q = engine.dialect.identifier_preparer.quote
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for tbl in t.metadata.sorted_tables:
+            if tbl.name == "schemaVersion":
+                continue
+            cols = [c.name for c in tbl.columns]
+            cur.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(tbl.name)} "
+                        f"ORDER BY {', '.join(q(c.name) for c in tbl.primary_key)}")
+            out[tbl.name] = [tuple((v is not None) if c in CLOCK else v
+                                   for c, v in zip(cols, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        raw.close()
+    return out
+
+
+def fill(url: str, *, raw: bool) -> tuple[dict[str, list[tuple]], list[int]]:
+    engine = create_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        bid = repo.create_batch(conn, batch_date=date(2026, 12, 3), source="batch",
+                                source_dir=None, process_id=1, category_mapping_id=1,
+                                pipeline={}, batch_number=None)
+        repo.distribute(conn, bid, [(f"f{i}.wav", f"/x/f{i}.wav", "g0") for i in range(5)],
+                        process_id=1, category_mapping_id=1)
+    with engine.connect() as conn:
+        calls = [(s.fd_id, s.call_id) for s in repo.load_files(conn, bid)]
+    evs = events(7)
+    # Twice: the second time the replace deletes what the first one wrote.
+    for _ in range(2):
+        with engine.begin() as conn:
+            if raw:
+                raw_execute_ops(conn, write_sets(calls))
+                insert_events(conn, evs)
+            else:
+                sa_execute_seed_ops(conn, [to_seed_op(op) for op in write_sets(calls)])
+                sa_insert_events(conn, evs)
+    ids = [e.id for e in evs]
+    out = dump(engine)
+    engine.dispose()
+    return out, ids
+
+
+def test_raw_statements_write_what_sqlalchemy_wrote(tmp_path, request):
+    urls = [(f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}")]
+    server = request.getfixturevalue("mariadb")
+    urls.append((server.create_database("raw_a"), server.create_database("raw_b")))
+    for a_url, b_url in urls:
+        a, a_ids = fill(a_url, raw=False)
+        b, b_ids = fill(b_url, raw=True)
+        assert a == b
+        assert a_ids == b_ids == list(range(8, 15))  # the second round's ids, in order
+        assert len(b["transcript"]) == 20 and len(b["batchExecutionLog"]) == 14
+        # JSON None stays what SQLAlchemy made of it, a dict its JSON text
+        details = sorted((r[t.processing_logs.c.keys().index("details")] for r in b["processing_logs"]),
+                         key=repr)
+        assert details[0] == details[1]
+
+
+def test_insert_returning_ids_follow_row_order_across_chunks(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    evs = events(raw_sql.RETURNING_CHUNK + 3)
+    with engine.begin() as conn:
+        insert_events(conn, evs)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.batch_execution_log.c.id, t.batch_execution_log.c.fileName)
+                            .order_by(t.batch_execution_log.c.id)).all()
+    assert [(e.id, e.file_name) for e in evs] == [(r.id, r.fileName) for r in rows]
+    engine.dispose()
+
+
+def test_group_commit_numbers_events_in_commit_order(tmp_path):
+    async def main() -> list[int]:
+        db = Database(f"sqlite:///{tmp_path / 'd.db'}")
+        await db.run(upgrade, db.engine)
+        evs = events(5)
+        await db.write(lambda c: insert_events(c, evs))
+        db.dispose()
+        return [e.id for e in evs]
+
+    assert trio.run(main) == [1, 2, 3, 4, 5]
