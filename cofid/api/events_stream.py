@@ -179,11 +179,11 @@ def _live(subs: Subscriptions, sub: Subscription, last: int, context: grpc.Servi
     while context.is_active():
         why, events = sub.take(g.heartbeat_s, window)
         if why == "events":
-            fresh = []  # skipping ids already sent: the replay overlaps the live feed
-            for e in events:
-                if e.id > last:
-                    fresh.append(e)
-                    last = e.id
+            # skipping ids already sent: the replay overlaps the live feed (ids ascend)
+            fresh = events if events[0].id > last else [e for e in events if e.id > last]
+            if not fresh:
+                continue
+            last = fresh[-1].id
             if batched:
                 yield from watch_wire.batches(fresh)
             else:

@@ -62,10 +62,15 @@ def single(e: Event) -> bytes:
 def batches(events: list[Event], limit: int = BATCH_BYTES) -> Iterator[bytes]:
     """WatchMessage{events: …} messages holding `events` in order, each under `limit`
     bytes (an event larger than that goes alone)."""
+    fields = [_field(e) for e in events]
+    total = sum(map(len, fields))
+    if total <= limit:  # the usual case: one message
+        if fields:
+            yield _batch(fields, total)
+        return
     parts: list[bytes] = []
     size = 0
-    for e in events:
-        f = _field(e)
+    for f in fields:
         if parts and size + len(f) > limit:
             yield _batch(parts, size)
             parts, size = [], 0

@@ -154,7 +154,10 @@ class Subscription:
 class EventBus:
     last_id: int = 0
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
-    feed: Feed | None = None  # opened by the first subscriber
+    # Opened by the first subscriber, dropped with the last one (it keeps the last
+    # `buffer` events alive only while someone watches).
+    feed: Feed | None = None
+    open: set[Subscription] = field(default_factory=set)
 
     def publish(self, events: Iterable[Event]) -> None:
         events = list(events)
@@ -170,10 +173,15 @@ class EventBus:
         publishing thread: `last_id` then is the last event it will not see)."""
         if self.feed is None:
             self.feed = Feed(buffer)
-        return Subscription(flt, self.feed, self.feed.head, self.last_id)
+        sub = Subscription(flt, self.feed, self.feed.head, self.last_id)
+        self.open.add(sub)
+        return sub
 
     def unsubscribe(self, sub: Subscription, why: str = "closed") -> None:
         sub.close(why)
+        self.open.discard(sub)
+        if not self.open:
+            self.feed = None
 
 
 async def replay(db: Database, flt: EventFilter, after_id: int, upto_id: int, limit: int = 5000) -> list[Event]:

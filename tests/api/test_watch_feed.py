@@ -129,6 +129,23 @@ def test_a_waiting_reader_wakes_for_events_close_and_shutdown():
     assert b.end == "shutting_down"
 
 
+def test_the_feed_lives_only_while_someone_watches():
+    bus = EventBus()
+    bus.publish([ev(1)])
+    assert bus.feed is None  # nobody subscribed: nothing kept
+    a, b = bus.subscribe(EventFilter(), buffer=8), bus.subscribe(EventFilter(), buffer=8)
+    bus.publish([ev(2)])
+    bus.unsubscribe(a)
+    assert bus.feed is b.feed and bus.feed is not None
+    bus.unsubscribe(b)
+    assert bus.feed is None  # the last one left: its events are let go
+    bus.publish([ev(3)])
+    c = bus.subscribe(EventFilter(), buffer=8)
+    assert c.seen_id == 3 and c.take(timeout=0.0) == ("timeout", [])
+    bus.publish([ev(4)])
+    assert [e.id for e in c.take(timeout=0.0)[1]] == [4]
+
+
 def test_feed_slices_across_the_wrap():
     f = Feed(5)
     f.append([ev(i) for i in range(1, 8)])  # seq 0..6; 2..6 are kept
