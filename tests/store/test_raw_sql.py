@@ -81,6 +81,8 @@ def write_sets(calls: list[tuple[int, int]]) -> list[Op]:
             "details": {"gpu": "g0"} if n % 2 else None, "duration_ms": 12})
         ws.update("call", "id", call_id, status="TranscriptDone")  # merged: same values
         ws.update("call", "id", call_id, lang="en", language_id=1, audio_duration=10.0 + n)
+        if n == 1:  # the same row twice with other values: the last one stays
+            ws.update("call", "id", call_id, lang="hi", language_id=2, audio_duration=99.5)
         ws.update("file_distribution", "id", fd_id, stt_done=1)
         ops += ws.ops
     return ops
@@ -149,6 +151,9 @@ def test_raw_statements_write_what_sqlalchemy_wrote(tmp_path, request):
         assert a == b
         assert a_ids == b_ids == list(range(8, 15))  # the second round's ids, in order
         assert len(b["transcript"]) == 20 and len(b["batchExecutionLog"]) == 14
+        langs = [(r[t.call.c.keys().index("lang")], r[t.call.c.keys().index("audioDuration")])
+                 for r in b["call"]]
+        assert langs == [("en", 10.0), ("hi", 99.5), ("en", 12.0), ("en", 13.0), ("en", 14.0)]
         # JSON None stays what SQLAlchemy made of it, a dict its JSON text
         details = sorted((r[t.processing_logs.c.keys().index("details")] for r in b["processing_logs"]),
                          key=repr)
