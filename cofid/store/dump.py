@@ -1,7 +1,8 @@
 """A normalized dump of the seed's tables: what two runs must agree on, ids aside.
 
 `normalized_dump(url)` reads every table of `cofid.store.tables.SEED_TABLES`, and cofi's
-tradeVerdict (the verdicts must survive a crash exactly as the rows they derive from), and returns
+tradeVerdict (the verdicts must survive a crash exactly as the rows they derive from) and
+recordingDigest (each recording's digest written once, whatever the crashes), and returns
 {table name: rows}, each row a plain dict, rows sorted deterministically, so that the dump
 of a crashed-and-resumed run can be compared with the dump of an uninterrupted one (in a
 separate database), on SQLite and on MySQL/MariaDB alike.
@@ -10,7 +11,8 @@ Normalization:
 
 - Surrogate ids go: a row's own `id` is dropped; a batch id becomes the batch's natural key
   "<batchDate>#<batchNumber>"; a call id becomes "<batch key>/<audioName>".
-- Timestamps go (createdAt, updatedAt, completedAt, timestamp, created_at, decidedAt), and so does
+- Timestamps go (createdAt, updatedAt, completedAt, timestamp, created_at, decidedAt,
+  storedAt), and so does
   processing_logs.duration_ms: they depend on the clock, not on what was done.
 - Decimals become plain strings ("1500.5"), floats are rounded to 4 places (MySQL FLOAT is
   single precision), JSON values stay as parsed.
@@ -41,9 +43,9 @@ from cofid.store import tables as t
 from cofid.store.db import read_once
 
 TIMESTAMP_COLUMNS = frozenset(
-    {"createdAt", "updatedAt", "timestamp", "created_at", "completedAt", "decidedAt"}
+    {"createdAt", "updatedAt", "timestamp", "created_at", "completedAt", "decidedAt", "storedAt"}
 )
-DUMPED_TABLES = (*t.SEED_TABLES, t.trade_verdict)
+DUMPED_TABLES = (*t.SEED_TABLES, t.trade_verdict, t.recording_digest)
 KEPT_EVENT_TYPES = ("file_complete", "error", "stage_complete")
 KEPT_LOG_STATUSES = ("success", "failed")
 

@@ -196,7 +196,11 @@ def test_evidence_bundle_verifies(seeded, tmp_path):
     assert [f["name"] for f in manifest["files"]] == BUNDLE[:-1]
     r = seeded.ctl("evidence", "--verify", str(out))
     assert r.code == 0, r.err
-    assert r.err == f"cofictl: {out}: verified (6 files and the manifest)\n"
+    assert r.err.splitlines() == [
+        f"cofictl: {out}: recording/p1.wav: the recording as first stored "
+        f"(sha256 {hashlib.sha256(P1).hexdigest()})",
+        f"cofictl: {out}: verified (6 files and the manifest)",
+    ]
     assert "recording/p1.wav" in r.out and hashlib.sha256(P1).hexdigest() in r.out
     # tampered: one byte of the transcript changed, a file added
     bad = tmp_path / "bad.zip"
@@ -246,3 +250,56 @@ def test_evidence_refusals(seeded, tmp_path):
         f"disk at {path}: no bundle without it\n",
     )
     assert not out.exists() and not (tmp_path / "x.zip.partial").exists()
+
+
+def _p1_path(seeded) -> Path:
+    fd = t.file_distribution
+    return Path(seeded.daemon.query(
+        lambda c: c.execute(
+            sa.select(fd.c.filePath).where(fd.c.batchId == seeded.batch_id, fd.c.file == "p1.wav")
+        ).scalar_one()
+    ))  # fmt: skip
+
+
+def test_evidence_of_a_recording_altered_since_intake_is_written_and_flagged(seeded, tmp_path):
+    """An intact bundle of a recording changed on disk after intake is not evidence of the
+    original call: fetch writes it and exits 1 naming both digests; --verify fails on it;
+    a manifest edited to claim a match is caught by comparing the digests themselves."""
+    path, out = _p1_path(seeded), tmp_path / "T2.zip"
+    altered = P1[:-4] + b"\x00\x01\x02\x03"
+    was, now = hashlib.sha256(P1).hexdigest(), hashlib.sha256(altered).hexdigest()
+    finding = (
+        f"recording/p1.wav differs from the recording as first stored: sha256 {now}, "
+        f"{len(altered)} bytes in the bundle; {was}, {len(P1)} bytes when first stored"
+    )
+    path.write_bytes(altered)
+    try:
+        r = seeded.ctl("evidence", "T2", "-o", str(out), token=VIEW)
+    finally:
+        path.write_bytes(P1)
+    assert r.code == 1
+    assert r.err.splitlines()[-1] == f"cofictl: {out}: {finding}"
+    with zipfile.ZipFile(out) as zf:
+        assert zf.read("recording/p1.wav") == altered
+        manifest = json.loads(zf.read("manifest.json"))
+    r = seeded.ctl("evidence", "--verify", str(out))
+    assert r.code == 1
+    assert r.err.splitlines() == [
+        f"cofictl: {out}: {finding}",
+        f"cofictl: {out} does not verify (1 problem(s))",
+    ]
+    # A manifest edited to say it matches: the digests still disagree.
+    manifest["recording"]["matches_first_stored"] = True
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(out) as src, zipfile.ZipFile(forged, "w") as dst:
+        for name in src.namelist():
+            data = json.dumps(manifest).encode() if name == "manifest.json" else src.read(name)
+            dst.writestr(name, data)
+    r = seeded.ctl("evidence", "--verify", str(forged))
+    assert r.code == 1 and f"cofictl: {forged}: {finding}" in r.err.splitlines()
+    # The file restored: the bundle is the original recording again.
+    r = seeded.ctl("evidence", "T2", "-o", str(out), token=VIEW)
+    assert r.code == 0, r.err
+    r = seeded.ctl("--json", "evidence", "--verify", str(out))
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["recording_as_first_stored"] is True

@@ -10,6 +10,13 @@ recording is no longer on disk (FAILED_PRECONDITION: exit 5).
 Verify (--verify FILE.zip, no daemon needed): manifest.json is read, and every file it
 lists must be in the zip with that size and SHA-256, with no other file beside them.
 Exit 0 when it verifies, 1 when it does not (each problem is named).
+
+The recording's identity is checked on both paths: the recording in the zip against the
+digest the manifest says was kept when it was first stored (recordingDigest). An intact
+bundle of a recording altered since intake is not evidence of the original call: fetch
+still writes it (someone must look at it) but says so and exits 1; --verify names it as
+a problem. A recording stored before digests were kept has none to compare: said, not
+failed.
 """
 
 from __future__ import annotations
@@ -92,9 +99,31 @@ def verify_zip(path: Path) -> tuple[list[str], dict[str, Any]]:
     return problems, manifest
 
 
+def first_stored_finding(manifest: dict[str, Any]) -> tuple[bool | None, str]:
+    """(same, what to say) for the bundle's recording against the digest kept when it
+    was first stored: True it is that recording, False it differs, None nothing was kept.
+    Compared from the digests themselves, not from the manifest's matches_first_stored."""
+    rec = manifest.get("recording") or {}
+    name = str(rec.get("name"))
+    first_sha, first_size = rec.get("sha256_as_first_stored"), rec.get("size_bytes_as_first_stored")
+    if not first_sha:
+        note = str(rec.get("note") or "no digest was kept when it was first stored")
+        return None, f"{name}: not compared with the recording as first stored ({note})"
+    if (rec.get("sha256"), rec.get("size_bytes")) == (first_sha, first_size):
+        return True, f"{name}: the recording as first stored (sha256 {first_sha})"
+    return False, (
+        f"{name} differs from the recording as first stored: sha256 {rec.get('sha256')}, "
+        f"{rec.get('size_bytes')} bytes in the bundle; {first_sha}, {first_size} bytes "
+        "when first stored"
+    )
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     path = Path(args.verify)
     problems, manifest = verify_zip(path)
+    same, finding = first_stored_finding(manifest) if not problems else (None, "")
+    if same is False:
+        problems.append(finding)
     if problems:
         for p in problems:
             out.say(f"{terminal(path)}: {terminal(p)}")
@@ -102,7 +131,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{terminal(path)} does not verify ({len(problems)} problem(s))", EXIT_TASK_FAILED
         )
     if args.json:
-        out.stdout().write(json_text({"verified": True, "manifest": manifest}) + "\n")
+        out.stdout().write(
+            json_text({"verified": True, "recording_as_first_stored": same, "manifest": manifest})
+            + "\n"
+        )
         return EXIT_OK
     out.fields(
         [
@@ -118,6 +150,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         [(terminal(f["name"]), f["size_bytes"], f["sha256"]) for f in manifest["files"]],
         max_width=100,
     )
+    out.say(f"{terminal(path)}: {terminal(finding)}")
     out.say(f"{terminal(path)}: verified ({len(manifest['files'])} files and the manifest)")
     return EXIT_OK
 
@@ -198,7 +231,7 @@ def cmd_evidence(conn: Connection, args: argparse.Namespace) -> int:
             header = _receive(
                 conn, pb.GetEvidenceRequest(trade_id=args.trade_id, batch_id=args.batch), zf
             )
-        problems, _manifest = verify_zip(tmp)
+        problems, manifest = verify_zip(tmp)
         if problems:
             raise CtlError(
                 "the bundle does not verify: " + terminal("; ".join(problems)), EXIT_TASK_FAILED
@@ -218,6 +251,9 @@ def cmd_evidence(conn: Connection, args: argparse.Namespace) -> int:
         f"recording {terminal(header.audio_name)} {out.human_bytes(rec.size_bytes)} "
         f"sha256 {rec.sha256}"
     )
+    same, finding = first_stored_finding(manifest)
+    if same is False:
+        raise CtlError(f"{terminal(target)}: {terminal(finding)}", EXIT_TASK_FAILED)
     return EXIT_OK
 
 
