@@ -147,6 +147,9 @@ def _check_models(
     for cap, ep in endpoints.items():
         if cap not in ("lid", "stt", "chat") or ep.model in served:
             continue
+        if dialect.any_model_name and len(served) == 1:
+            result.checked[-1] += f"; {cap} model '{ep.model}' is served by its only model"
+            continue
         text = f"{cap} model '{ep.model}' is not in {dialect.models_path} ({', '.join(served) or 'none'})"
         (result.errors if dialect.model_listed else result.warnings).append(text)
 

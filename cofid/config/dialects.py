@@ -69,6 +69,10 @@ class Dialect:
     health_path: str = ""  # "" when the server has none
     models_path: str = "/v1/models"
     model_listed: bool = False  # the configured model must appear in models_path's list
+    # The server answers any model name with the one model it serves (llama-server, and
+    # llama-cpp-python's LlamaProxy, which falls back to its default alias): a name not
+    # listed is no finding while the list has exactly one model.
+    any_model_name: bool = False
     # -- model names (empty: backends.remote.stt_model / chat_model) ---------------------
     model: str = ""
 
@@ -97,8 +101,15 @@ DIALECTS: Mapping[str, Dialect] = {
             health_path="/health",
             models_path="",
         ),
-        Dialect(name="llama.cpp", response_format="json_object_schema", health_path="/health"),
-        Dialect(name="llama-cpp-python", response_format="json_object_schema"),
+        Dialect(
+            name="llama.cpp",
+            response_format="json_object_schema",
+            health_path="/health",
+            any_model_name=True,
+        ),
+        Dialect(
+            name="llama-cpp-python", response_format="json_object_schema", any_model_name=True
+        ),
         Dialect(name="ollama", health_path="/api/version", model_listed=True),
     )
 }

@@ -11,6 +11,11 @@
 3. Every string is bounded (evidence MAX_EVIDENCE_CHARS, an answer MAX_ANSWER_CHARS), so
    the longest reply the grammar admits is finite: a model that loops inside a string is
    made to close it instead of running on to max_tokens.
+4. A nullable value is written so that grammar converters keep its constraint: an enum
+   lists null among its values and has no "type"; a bounded nullable string is
+   anyOf [a string with maxLength, null]. llama-cpp-python's converter (0.3.x) turns a
+   "type" list into bare types and drops the enum and maxLength beside it — measured
+   against its server, SmolLM2 answered side "BONUS_LIMIT" under ["string", "null"] + enum.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ from cofid.domain.replies import (
 )
 
 LLM1_SCHEMA_NAME = "llm1_trades"
+
+
+def _nullable_string(max_chars: int) -> dict[str, Any]:
+    """A string of at most `max_chars`, or null (rule 4)."""
+    return {"anyOf": [{"type": "string", "maxLength": max_chars}, {"type": "null"}]}
+
+
 LLM2_SCHEMA_NAME = "llm2_answers"
 
 LLM1_SCHEMA: dict[str, Any] = {
@@ -43,12 +55,12 @@ LLM1_SCHEMA: dict[str, Any] = {
                     "symbol", "side", "quantity", "price", "order_type", "trade_id", "evidence",
                 ],
                 "properties": {
-                    "symbol": {"type": ["string", "null"], "maxLength": MAX_ID_CHARS},
-                    "side": {"type": ["string", "null"], "enum": ["BUY", "SELL", None]},
+                    "symbol": _nullable_string(MAX_ID_CHARS),
+                    "side": {"enum": ["BUY", "SELL", None]},
                     "quantity": {"type": ["number", "null"]},
                     "price": {"type": ["number", "null"]},
-                    "order_type": {"type": ["string", "null"], "enum": ["MARKET", "LIMIT", None]},
-                    "trade_id": {"type": ["string", "null"], "maxLength": MAX_ID_CHARS},
+                    "order_type": {"enum": ["MARKET", "LIMIT", None]},
+                    "trade_id": _nullable_string(MAX_ID_CHARS),
                     "evidence": {"type": "string", "maxLength": MAX_EVIDENCE_CHARS},
                 },
             },

@@ -274,6 +274,40 @@ chat_dialect = "vllm"
     assert unusable_capabilities(cfg, results) == ["chat"]
 
 
+async def test_llama_servers_serve_their_only_model_under_any_name(start_server):
+    """llama-server and llama-cpp-python answer any model name with the one model they
+    serve: an unlisted name is no warning then, but still one when several are listed."""
+    one = {"/health": (200, {"status": "ok"}),
+           "/v1/models": (200, {"object": "list", "data": [{"id": "/m/SmolLM2.gguf"}]})}
+    two = {"/health": (200, {"status": "ok"}),
+           "/v1/models": (200, {"object": "list", "data": [{"id": "a"}, {"id": "b"}]})}
+    speech = await start_server({"/health": (200, {"status": "ok"})})
+    for dialect in ("llama.cpp", "llama-cpp-python"):
+        single, several = await start_server(one), await start_server(two)
+        cfg = remote_config(f"""
+[[gpus]]
+name = "one"
+url = "{speech}"
+dialect = "whisper.cpp"
+chat_url = "{single}"
+chat_dialect = "{dialect}"
+[[gpus]]
+name = "two"
+url = "{speech}"
+dialect = "whisper.cpp"
+chat_url = "{several}"
+chat_dialect = "{dialect}"
+""")
+        by_key = {(r.url, tuple(r.capabilities)): r for r in await probe_config(cfg)}
+        chat_one = by_key[(single, ("chat",))]
+        assert (chat_one.status, chat_one.warnings, chat_one.errors) == ("ok", [], []), dialect
+        assert chat_one.checked[-1].endswith(
+            "; chat model 'default' is served by its only model"
+        )
+        chat_two = by_key[(several, ("chat",))]
+        assert chat_two.warnings == ["chat model 'default' is not in /v1/models (a, b)"]
+
+
 async def test_probe_unreachable_and_refused_keys(start_server):
     port = await closed_port()
     locked = await start_server({"/v1/models": (401, {"error": {"message": "invalid api key"}})})

@@ -57,6 +57,42 @@ def test_schemas_are_strict(schema):
         assert sorted(obj["required"]) == sorted(obj["properties"])
 
 
+def schema_nodes(schema):
+    """Every schema node inside `schema` (dicts only)."""
+    if isinstance(schema, dict):
+        yield schema
+        for value in schema.values():
+            yield from schema_nodes(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from schema_nodes(value)
+
+
+@pytest.mark.parametrize("schema", [LLM1_SCHEMA, llm2_schema(["A", "B"])])
+def test_no_constraint_sits_beside_a_type_list(schema):
+    """Grammar converters that expand a "type" list into bare types (llama-cpp-python's)
+    would drop a constraint beside it: nullable enums and bounded strings are written as
+    an enum with null, or anyOf (llm_schemas rule 4)."""
+    constraints = {"enum", "maxLength", "minLength", "pattern", "minimum", "maximum", "const"}
+    for node in schema_nodes(schema):
+        if isinstance(node.get("type"), list):
+            assert not constraints & set(node), node
+    # and the constraints are still there: the side enum, the symbol's width
+    item = LLM1_SCHEMA["properties"]["trades"]["items"]["properties"]
+    assert item["side"] == {"enum": ["BUY", "SELL", None]}
+    assert item["symbol"]["anyOf"][0]["maxLength"] > 0
+
+
+def test_llm1_schema_bounds_a_nullable_string():
+    validate({"trades": [trade(symbol=None, trade_id=None)]}, LLM1_SCHEMA)
+    width = LLM1_SCHEMA["properties"]["trades"]["items"]["properties"]["symbol"]
+    with pytest.raises(SchemaViolation):
+        validate({"trades": [trade(symbol="X" * (width["anyOf"][0]["maxLength"] + 1))]},
+                 LLM1_SCHEMA)
+    with pytest.raises(SchemaViolation):
+        validate({"trades": [trade(side=None, order_type=7)]}, LLM1_SCHEMA)
+
+
 def trade(**override):
     t = {
         "symbol": "INFY",
