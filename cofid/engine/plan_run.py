@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,23 @@ class PlanRun:
     # What the plan adds to its task's result (a reaudit: the calls it covers and the
     # calls it left alone, cofid.plans.reaudit).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Files counted without being fed (count_unfed): finished before a restart.
+    unfed: int = 0
 
     def __post_init__(self) -> None:
         for s in self.stages:
             self.counters.setdefault(s, StageCounters(total=self.total_files))
+
+    def count_unfed(self, by_failed_stage: Mapping[str | None, int]) -> int:
+        """Count files the run is not fed because no stage of it needs them (a resumed
+        batch's finished files: cofid.store.pending.finished_counts), `by_failed_stage`
+        holding how many failed each stage before (None: failed nothing). They count at
+        every stage as a fed file that needs nothing there does (Engine._process): skipped,
+        and skipped_ok or failed_before. Returns how many there are."""
+        n = sum(by_failed_stage.values())
+        for stage, c in self.counters.items():
+            c.skipped += n
+            c.skipped_ok += by_failed_stage.get(None, 0)
+            c.failed_before += by_failed_stage.get(stage.value, 0)
+        self.unfed += n
+        return n

@@ -88,6 +88,31 @@ class BatchView(Protocol):
     def statuses(self) -> dict[Stage, Any]: ...
 
 
+class PreparedView(Protocol):
+    """What reads_directory reads of a batch (cofid.store.batches.BatchRecord)."""
+
+    @property
+    def pipeline(self) -> dict[str, bool]: ...
+    @property
+    def db_insertion_status(self) -> str: ...
+    @property
+    def callmetadata_status(self) -> int: ...
+    @property
+    def trademetadata_status(self) -> int: ...
+
+
+def reads_directory(batch: PreparedView) -> bool:
+    """Whether preparing `batch` again needs its directory: its distribution (Step 2) or
+    a CSV step of its plan (Steps 3–4) is not done. Once they are, a resume reads nothing
+    there: the batch is the files its distribution took (a file added to the directory
+    later is not part of it), the file stages list them from the database, and triaging
+    reads the CSVs' rows back from the database."""
+    p = batch.pipeline
+    return (batch.db_insertion_status != "Complete"
+            or bool(p.get("callmetadata") and not batch.callmetadata_status)
+            or bool(p.get("trademetadata") and not batch.trademetadata_status))
+
+
 def batch_pipeline(p: BatchPipelineSwitches, bi: BatchInput) -> dict[str, bool]:
     """The optional stages this batch runs, frozen in batchStatus.pipeline at creation."""
     has_calls, has_trades = bi.call_rows is not None, bi.trade_rows is not None

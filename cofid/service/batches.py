@@ -13,7 +13,9 @@ StartBatch rules:
   cofid.service.intake refuses is refused (InvalidRequest); the resolved path is the batch;
 * a directory that cannot become a batch is refused (BatchInputError; UnknownQuestionSet
   for a question set the configuration lacks), before anything is written;
-* a directory whose batch is unfinished and not running is resumed by a new task.
+* a directory whose batch is unfinished and not running is resumed by a new task; the
+  directory is read again only while its distribution or a CSV step is not done
+  (cofid.plans.batch.reads_directory).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from cofid.service.digests import digests_of
 from cofid.service.errors import BatchExists, BatchInputError, InvalidRequest
 from cofid.service.tasks import LiveTask, TaskRecord
 from cofid.store import batches as batch_rows
-from cofid.store import repo
+from cofid.store import pending
 from cofid.store import verdicts as verdict_rows
 from cofid.store.types import Connection, DuplicateKey
 from cofid.store.writes import utcnow
@@ -175,13 +177,21 @@ async def prepare_batch(app: AppContext, directory: Path, process_id: int | None
                         batch_input: bp.BatchInput | None = None) -> int:
     """Steps 1–4 and 9 (idempotent): the batch row, distribution, CSVs, triaging.
 
-    Returns the batch id. A directory that already became a batch is resumed.
+    Returns the batch id. A directory that already became a batch is resumed; once its
+    distribution and CSV steps are done the directory is not read again
+    (cofid.plans.batch.reads_directory): the batch is the files its distribution took, and
+    the file stages list them from the database.
     `batch_input` is the directory as read_batch read it, when the caller has it.
     """
     directory = directory.resolve()
-    bi = batch_input or await read_batch(app, directory, process_id, category_mapping_id)
     existing = await app.db.read(lambda c: batch_rows.by_source(c, str(directory)))
+    bi = batch_input
+    if bi is None and (existing is None or bp.reads_directory(existing)):
+        bi = await read_batch(app, directory, process_id, category_mapping_id)
+    elif bi is None and not await trio.to_thread.run_sync(directory.is_dir):
+        raise BatchInputError(f"{directory}: no such directory")
     if existing is None:
+        assert bi is not None
         pipeline = bp.batch_pipeline(app.cfg.pipelines.batch, bi)
 
         def create(conn: Connection) -> int:
@@ -202,6 +212,7 @@ async def prepare_batch(app: AppContext, directory: Path, process_id: int | None
     pipeline = rec.pipeline
     # The steps are looked up when they run (a crash test wraps them to kill mid-batch).
     if rec.db_insertion_status != "Complete":
+        assert bi is not None  # reads_directory
         # The recordings as first taken in: hashed in worker threads, outside the step's
         # transaction; written with the distribution (recordingDigest, never replaced).
         digests = await digests_of(bi.audio)
@@ -209,15 +220,17 @@ async def prepare_batch(app: AppContext, directory: Path, process_id: int | None
             c, batch_id, bi, app.next_gpu, app.total_slots,
             file_start_events=app.cfg.stages.file_start_events, digests=digests))
     if pipeline.get("callmetadata") and not rec.callmetadata_status:
+        assert bi is not None
         call_rows = _still_there(bi.call_rows, directory, bp.CALL_CSV)
         await _batch_step(app, batch_id, lambda c: callmetadata_step(c, batch_id, call_rows))
     if pipeline.get("trademetadata") and not rec.trademetadata_status:
+        assert bi is not None
         trade_rows = _still_there(bi.trade_rows, directory, bp.TRADE_CSV)
         await _batch_step(app, batch_id, lambda c: trademetadata_step(
             c, batch_id, trade_rows, app.cfg.stages.verdicts.rules()))
     if pipeline.get("triaging") and rec.triaging_status != "Complete":
         rule = TriagingRule(**vars(app.cfg.stages.triaging))
-        qs = app.question_set_for(bi.process_id, bi.category_mapping_id)
+        qs = app.question_set_for(rec.process_id, rec.category_mapping_id)
         vr = app.cfg.stages.verdicts.rules()
         await _batch_step(app, batch_id, lambda c: triaging_step(c, batch_id, rule, qs, vr))
     return batch_id
@@ -241,11 +254,19 @@ async def run_batch(app: AppContext, batch_id: int,
     assert rec is not None, f"no batch {batch_id}"
 
     async def load_page(after: int, limit: int) -> list[FileState]:
-        return await app.db.read(
-            lambda c: repo.load_files(c, batch_id, after_fd_id=after, limit=limit))
+        return await app.db.read(lambda c: pending.load_pending(
+            c, batch_id, run.stages, after_fd_id=after, limit=limit))
 
     run = bp.batch_run(rec, load_page)
+    # Files no stage needs any more (finished before a restart) are counted, not fed:
+    # the engine only streams the files that still have work (cofid.store.pending).
+    finished = await app.db.read(lambda c: pending.finished_counts(c, batch_id, run.stages))
+    if run.count_unfed(finished):
+        log.info("batch %d: %d of %d files need no more work", batch_id, run.unfed,
+                 run.total_files)
     run.on_change = on_change
+    if on_change is not None:
+        on_change(run)
     # A batch begun before the verdict table existed gets its trades' verdicts first.
     rules = app.cfg.stages.verdicts.rules()
     await app.db.write(lambda c: verdict_rows.backfill(c, batch_id, rules))
@@ -341,7 +362,9 @@ async def start_batch(svc: ServiceContext, directory: str, process_id: int | Non
         raise BatchExists(f"{directory}: batch_id {existing.id} is running")
     if existing is not None:
         app.reservations.check_batch(existing.id)  # a reaudit holds one of its calls
-    batch_input = await read_batch(app, Path(directory), process_id, category_mapping_id)
+    batch_input = None  # a batch past its directory's steps resumes from the database
+    if existing is None or bp.reads_directory(existing):
+        batch_input = await read_batch(app, Path(directory), process_id, category_mapping_id)
     if directory in svc.starting_dirs:  # raced while reading the directory
         raise BatchExists(f"{directory}: a batch for this directory is already queued "
                           f"(task_id {svc.starting_dirs[directory]})")

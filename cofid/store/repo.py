@@ -137,8 +137,10 @@ def load_files(
     *,
     after_fd_id: int = 0,
     limit: int | None = None,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> list[FileState]:
-    """File states in fileDistribution id order; a page at a time with after_fd_id/limit."""
+    """File states in fileDistribution id order; a page at a time with after_fd_id/limit;
+    `where` narrows them (over fileDistribution joined to call: cofid.store.pending)."""
     fd, c = t.file_distribution, t.call
     stmt = sa.select(
         fd.c.id.label("fd_id"),
@@ -165,6 +167,8 @@ def load_files(
         stmt = stmt.where(fd.c.batchId == batch_id)
     if call_ids is not None:
         stmt = stmt.where(c.c.id.in_(list(call_ids)))
+    if where is not None:
+        stmt = stmt.where(where)
     stmt = stmt.where(fd.c.id > after_fd_id).order_by(fd.c.id)
     if limit is not None:
         stmt = stmt.limit(limit)
