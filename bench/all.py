@@ -1,16 +1,18 @@
 """`make bench`: every benchmark at a small size, each in its own process; one JSON out.
 
 Runs bench.schedule and bench.barrier on the same workloads (1,000 files on 4 GPUs × 2
-slots and on 8 × 4), and bench.throughput on SQLite (and on a throwaway MariaDB when its
-binaries are installed), bench.fanout (a real cofid running the batch while 20 gRPC
-WatchEvents subscribers read it, several events per message, and the same batch alone)
-and bench.upload_latency (50 sequential UploadAudit runs of one 60-second call against a
-time_scale-0 cofi-simworker). Each run's JSON is collected under "runs"; "checks"
-compares them with the targets (schedule ratio ≤ 1.02 on 4 × 2 and ≤ 1.05 on 8 × 4, mean
-completion ≤ 0.55 × the barrier's, first completion ≤ 60 s, pipeline ≤ 1.5 × a raw bulk
-load, peak RSS < 300 MB, no event dropped and no subscriber fallen behind, the batch with
-subscribers ≤ 1.2 × the batch alone). The whole object is printed and written to
-bench/results.json.
+slots and on 8 × 4), bench.throughput on SQLite (and on a throwaway MariaDB when its
+binaries are installed), bench.resume (the batch SIGKILLed half way, then a new daemon's
+resume: start to its first new result, RSS sampled over the run, nothing run twice),
+bench.fanout (a real cofid running the batch while 20 gRPC WatchEvents subscribers read
+it, several events per message, and the same batch alone) and bench.upload_latency (50
+sequential UploadAudit runs of one 60-second call against a time_scale-0
+cofi-simworker). Each run's JSON is collected under "runs"; "checks" compares them with
+the targets (schedule ratio ≤ 1.02 on 4 × 2 and ≤ 1.05 on 8 × 4, mean completion ≤ 0.55
+× the barrier's, first completion ≤ 60 s, pipeline ≤ 1.5 × a raw bulk load, peak RSS <
+300 MB, a resume's first new result ≤ 10 s, no event dropped and no subscriber fallen
+behind, the batch with subscribers ≤ 1.2 × the batch alone). The whole object is printed
+and written to bench/results.json.
 
 --files N sets every file count (the smoke test uses a tiny N), --subscribers and
 --upload-runs the fan-out's readers and the upload runs; the README's figures come from
@@ -90,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in r:
             checks[f"throughput_{db}_ratio_to_bulk"] = _check(r["ratio_to_bulk"], 1.5)
             checks[f"throughput_{db}_peak_rss_mb"] = _check(r["peak_rss_mb"], 300.0)
+    r = runs["resume"] = _run("resume", "--files", n)
+    if "error" not in r:
+        checks["resume_first_result_s"] = _check(r["resume_first_result_s"], 10.0)
+        checks["resume_peak_rss_mb"] = _check(r["peak_rss_mb"], 300.0)
+        checks["resume_results_twice"] = _check(r["final"]["results_twice"], 0)
     f = runs["fanout"] = _run("fanout", "--files", n, "--subscribers", str(a.subscribers),
                               "--batched")
     if "error" not in f:

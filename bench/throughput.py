@@ -27,6 +27,10 @@ chunks of 1,000, one transaction — no updates, no deletes, no commit boundarie
 
 Peak RSS is /proc/self/status VmHWM read right after phase 1 (phase 2 holds a chunk of
 rows at a time, but is kept out of the figure anyway).
+
+`--resume` measures resuming instead (bench.resume): the same batch killed half way, then
+a new daemon's start to its first new result (`resume_first_result_s`) and its RSS sampled
+every 0.5 s over the resumed run (`peak_rss_mb`).
 """
 
 from __future__ import annotations
@@ -310,7 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-file-start-events", action="store_true")
     ap.add_argument("--no-fair", action="store_true",
                     help="skip the fair raw load (and the tap that records the writes)")
+    ap.add_argument("--resume", action="store_true",
+                    help="kill the batch half way and time its resume (bench.resume)")
     a = ap.parse_args(argv)
+    if a.resume:
+        from bench import resume
+
+        res = resume.run(a.files, a.db, segments=a.segments, answers=a.answers, slots=a.slots)
+        json.dump(res, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
     out = run(a.files, a.db, segments=a.segments, answers=a.answers, slots=a.slots,
               file_start_events=not a.no_file_start_events, fair=not a.no_fair)
     json.dump(out, sys.stdout)

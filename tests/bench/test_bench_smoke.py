@@ -19,6 +19,8 @@ SCHEDULE_KEYS = {"makespan_s", "lower_bound_s", "ratio", "first_completion_s",
 FANOUT_KEYS = {"events_per_s_total", "events_per_s_per_subscriber", "dropped", "fell_behind",
                "latency_ms_p50", "latency_ms_p99", "per_subscriber", "batch_s", "wall_s",
                "slowdown", "alone_batch_s"}
+RESUME_KEYS = {"resume_first_result_s", "peak_rss_mb", "vm_hwm_mb", "rss_series_mb",
+               "at_kill", "final", "wall_s"}
 UPLOAD_KEYS = {"total_ms", "upload_ms", "processing_ms", "states", "wall_s"}
 THROUGHPUT_KEYS = {"files_per_s", "rows", "rows_per_s", "bulk_load_s", "ratio_to_bulk",
                    "peak_rss_mb", "pipeline_s", "wall_s"}
@@ -39,10 +41,11 @@ def test_all_benchmarks_tiny(tmp_path):
     assert json.loads(out_file.read_text()) == out
     runs = out["runs"]
     assert set(runs) == {"schedule_4x2", "barrier_4x2", "schedule_8x4", "barrier_8x4",
-                         "throughput_sqlite", "fanout", "upload_latency"}
+                         "throughput_sqlite", "resume", "fanout", "upload_latency"}
     for name, r in runs.items():
         assert "error" not in r, (name, r)
-        keys = (THROUGHPUT_KEYS if name.startswith("throughput") else FANOUT_KEYS
+        keys = (THROUGHPUT_KEYS if name.startswith("throughput") else RESUME_KEYS
+                if name == "resume" else FANOUT_KEYS
                 if name == "fanout" else UPLOAD_KEYS if name == "upload_latency"
                 else SCHEDULE_KEYS)
         assert keys <= set(r), (name, keys - set(r))
@@ -54,6 +57,11 @@ def test_all_benchmarks_tiny(tmp_path):
     t = runs["throughput_sqlite"]
     assert t["failed"] == 0 and t["rows_by_table"]["transcript"] == 24 * 50
     assert t["rows_by_table"]["auditAnswer"] == 24 * 30
+    r = runs["resume"]  # killed at 12 Complete calls, the rest done by the resume, once
+    assert r["at_kill"]["calls_by_status"]["Complete"] >= 12
+    assert r["final"]["calls_by_status"] == {"Complete": 24}
+    assert r["final"]["results_twice"] == 0 and r["final"]["file_stage_results"] == 24 * 6
+    assert r["final"]["batch_status"] == ["Completed"]
     f = runs["fanout"]
     assert f["task_state"] == "completed" and f["calls_by_status"] == {"Complete": 24}
     assert len(f["per_subscriber"]) == 4
