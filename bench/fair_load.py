@@ -16,8 +16,9 @@ the file-stage results **one transaction per 50 files per stage** (denoise's fir
 files, its next 50, ..., then ivr's, ...), each transaction in the pipeline's three
 phases: DELETE ... WHERE key IN (...) per table, INSERT by executemany per table and
 column set (PyMySQL turns it into multi-row INSERTs), UPDATEs that set the same values
-merged into one WHERE key IN (...), the rest one executemany per column set, then the
-events (their ids given). Values are converted to what the driver takes (the columns'
+merged into one WHERE key IN (...), the rest one executemany per column set (on
+MySQL/MariaDB, where that is a round trip per row, one UPDATE ... SET c = CASE key WHEN
+... END per 200 rows), then the events (their ids given). Values are converted to what the driver takes (the columns'
 bind processors: JSON text, SQLite's datetime and money text) before the clock starts.
 
 `compare(src, dst)` reads both databases' tables through the raw driver and says whether
@@ -61,7 +62,7 @@ class Item:
     stage: str | None
     file: tuple[int, str] | None
     ops: list[Op]  # field-named (converted at replay time, off the clock)
-    events: list[dict[str, Any]]  # batchExecutionLog rows, seed column names, ids given
+    events: list[Any]  # the committed Events (ids given), made rows at replay time
 
 
 @dataclass
@@ -144,10 +145,8 @@ class Tap:
         return stepped
 
     def _item(self, item: Any) -> Item:
+        # References only: the tap must cost the measured pipeline as little as it can.
         events = [*item.events, *item.result]
-        rows = []
-        for e in events:
-            rows.append(t.to_columns("batch_execution_log", e.row()))
         stage = file = None
         for op in item.ops:
             if isinstance(op, Insert) and op.table == "processing_logs":
@@ -160,7 +159,7 @@ class Tap:
                 file = (events[0].batch_id, events[0].file_name)
         if stage not in self.stages or item.step is not None:
             stage = file = None
-        return Item(stage, file, list(item.ops), rows)
+        return Item(stage, file, item.ops, events)
 
     @contextmanager
     def installed(self) -> Iterator[Tap]:
@@ -252,7 +251,7 @@ class Prepared:
                 out += e.statements
             else:
                 seed += [to_seed_op(op) for op in e.ops]
-                events += e.events
+                events += [t.to_columns("batch_execution_log", ev.row()) for ev in e.events]
         out += self._ops(seed)
         if events:
             out += self._inserts("batchExecutionLog", events)
@@ -292,8 +291,29 @@ class Prepared:
                       *(self._bind(table, col, k) for k in keys))
             out.append((sql, params, False))
         for (table, col, names), params in singles.items():
+            if self.dialect.name == "mysql" and len(params) > 1:
+                out += self._case_updates(table, col, names, params)
+                continue
             sets = ", ".join(f"{q(n)} = {m}" for n in names)
             out.append((f"UPDATE {q(table)} SET {sets} WHERE {q(col)} = {m}", params, True))
+        return out
+
+    def _case_updates(self, table: str, col: str, names: tuple[str, ...],
+                      params: list[tuple[Any, ...]]) -> list[tuple[str, Any, bool]]:
+        """MySQL/MariaDB: rows' different values in one UPDATE ... CASE per 200 rows (an
+        executemany of UPDATE is a round trip per row there); a key's last values win."""
+        q, m = self.q, self.mark
+        last = {p[-1]: p for p in params}
+        rows = list(last.values())
+        out = []
+        for i in range(0, len(rows), 200):
+            chunk = rows[i : i + 200]
+            sets = ", ".join(f"{q(n)} = CASE {q(col)}{f' WHEN {m} THEN {m}' * len(chunk)} END"
+                             for n in names)
+            sql = (f"UPDATE {q(table)} SET {sets} WHERE {q(col)} "
+                   f"IN ({', '.join([m] * len(chunk))})")
+            flat = [v for j in range(len(names)) for r in chunk for v in (r[-1], r[j])]
+            out.append((sql, (*flat, *(r[-1] for r in chunk)), False))
         return out
 
     def _inserts(self, table: str, rows: list[dict[str, Any]]) -> list[tuple[str, Any, bool]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -205,10 +206,11 @@ class Database:
 # ---- executing ops -------------------------------------------------------------------
 
 
-def execute_seed_ops(conn: Connection, ops: Iterable[Op]) -> None:
+def execute_seed_ops(conn: Connection, ops: Iterable[Op], *, fields: bool = False) -> None:
     """Execute the ops of one or many write sets in three merged phases (see domain.ops),
     with the statements of cofid.store.raw_sql (prepared once, values converted as
-    SQLAlchemy would)."""
+    SQLAlchemy would). The ops name tables and columns as the seed does, or, with
+    `fields`, by their field names (translated once per merged statement, not per row)."""
     deletes: dict[tuple[str, str], list[Any]] = {}
     inserts: dict[str, list[dict[str, Any]]] = {}
     updates: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Any]] = {}
@@ -220,21 +222,33 @@ def execute_seed_ops(conn: Connection, ops: Iterable[Op]) -> None:
         else:
             key = (op.table, op.key_column, tuple(sorted(op.values.items())))
             updates.setdefault(key, []).append(op.key_value)
-    for (table, col), values in deletes.items():
-        raw_sql.delete_in(conn, t.TABLES_BY_NAME[table], col, values)
-    for table, rows in inserts.items():
-        insert_rows(conn, t.TABLES_BY_NAME[table], rows)
+    if fields:
+        def table(name: str) -> sa.Table:
+            return t.table_of(name)
+
+        def column(tbl: str, name: str) -> str:
+            return t.column_of(tbl, name).name
+    else:
+        def table(name: str) -> sa.Table:
+            return t.TABLES_BY_NAME[name]
+
+        def column(tbl: str, name: str) -> str:
+            return name
+    for (tbl, col), doomed in deletes.items():
+        raw_sql.delete_in(conn, table(tbl), column(tbl, col), doomed)
+    for tbl, rows in inserts.items():
+        raw_sql.insert_rows(conn, table(tbl), rows, partial(column, tbl) if fields else None)
     # Updates that set the same values merge into one WHERE key IN (...); the rest (one
     # row each, e.g. a call's language and duration) go as one executemany per column set.
     singles: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = {}
-    for (table, col, pairs), keys in updates.items():
+    for (tbl, col, pairs), keys in updates.items():
+        values = {column(tbl, k): v for k, v in pairs}
         if len(keys) == 1:
-            cols = tuple(k for k, _v in pairs)
-            singles.setdefault((table, col, cols), []).append({"_key": keys[0], **dict(pairs)})
+            singles.setdefault((tbl, col, tuple(values)), []).append({"_key": keys[0], **values})
             continue
-        raw_sql.update_in(conn, t.TABLES_BY_NAME[table], col, keys, dict(pairs))
-    for (table, col, cols), params in singles.items():
-        raw_sql.update_each(conn, t.TABLES_BY_NAME[table], col, cols, params)
+        raw_sql.update_in(conn, table(tbl), column(tbl, col), keys, values)
+    for (tbl, col, cols), params in singles.items():
+        raw_sql.update_each(conn, table(tbl), column(tbl, col), cols, params)
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:

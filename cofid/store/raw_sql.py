@@ -16,7 +16,7 @@ The statements run through `Connection.exec_driver_sql`, inside the caller's tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -115,46 +115,63 @@ def _convert(row: Sequence[Any], procs: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True))
 
 
-def _insert_params(sh: _Shapes, table: sa.Table, rows: Sequence[dict[str, Any]]
-                   ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """The column names and driver-ready parameter tuples of rows of one column set, with
-    the Python-side defaults of the columns they leave out (evaluated once per call: one
-    transaction, one clock reading)."""
-    given = tuple(rows[0])
-    defaults = [(c, fn(None)) for c, fn in sh.defaults(table, False) if c not in rows[0]]
+def _values(sh: _Shapes, table: sa.Table, given: tuple[str, ...], base: list[tuple[Any, ...]]
+            ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The column names and driver-ready parameter tuples of rows whose values for the
+    columns `given` are `base`, with the Python-side defaults of the columns they leave
+    out (evaluated and converted once per call: one transaction, one clock reading)."""
+    defaults = [(c, fn(None)) for c, fn in sh.defaults(table, False) if c not in given]
     names = given + tuple(c for c, _v in defaults)
-    tail = tuple(v for _c, v in defaults)
-    if len(given) > 1:
-        get = itemgetter(*given)
-        base = [get(r) for r in rows]
-    else:  # itemgetter of one name gives the value, not a tuple
-        base = [tuple(r[n] for n in given) for r in rows]
-    procs = [(i, p) for i, p in enumerate(_converters(sh, table, names)) if p is not None]
+    tail = _convert([v for _c, v in defaults], _converters(sh, table, names[len(given):]))
+    procs = [(i, p) for i, p in enumerate(_converters(sh, table, given)) if p is not None]
     if not procs:
         return names, [b + tail for b in base] if tail else base
     out = []
     for b in base:
-        vals = list(b + tail) if tail else list(b)
+        vals = list(b)
         for i, p in procs:
             vals[i] = p(vals[i])
-        out.append(tuple(vals))
+        out.append((*vals, *tail))
     return names, out
 
 
-def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT rows (seed column names) in executemany batches, grouped by column set;
+def _tuples(rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    if len(keys) > 1:
+        get = itemgetter(*keys)
+        return [get(r) for r in rows]
+    return [tuple(r[k] for k in keys) for r in rows]  # itemgetter of one gives no tuple
+
+
+def _insert_params(sh: _Shapes, table: sa.Table, rows: Sequence[dict[str, Any]]
+                   ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    given = tuple(rows[0])
+    return _values(sh, table, given, _tuples(rows, given))
+
+
+def insert_values(conn: Connection, table: sa.Table, names: tuple[str, ...],
+                  base: list[tuple[Any, ...]]) -> None:
+    """INSERT rows given as value tuples for the columns `names`, in executemany batches;
     PyMySQL sends each batch as multi-row INSERTs, sqlite3 steps one prepared statement."""
-    if not rows:
+    if not base:
         return
     sh = shapes(conn.dialect)
+    names, params = _values(sh, table, names, base)
+    sql = sh.insert(table, names)
+    for i in range(0, len(params), CHUNK):
+        conn.exec_driver_sql(sql, params[i : i + CHUNK])
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
+                name_of: Callable[[str], str] | None = None) -> None:
+    """INSERT rows in batches, grouped by column set. Their keys are `table`'s column
+    names, or, with `name_of` (key -> column name, asked once per column set), keys it
+    maps."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r), []).append(r)
-    for group in groups.values():
-        names, params = _insert_params(sh, table, group)
-        sql = sh.insert(table, names)
-        for i in range(0, len(params), CHUNK):
-            conn.exec_driver_sql(sql, params[i : i + CHUNK])
+    for keys, group in groups.items():
+        cols = keys if name_of is None else tuple(name_of(k) for k in keys)
+        insert_values(conn, table, cols, _tuples(group, keys))
 
 
 def insert_returning_ids(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],

@@ -47,7 +47,7 @@ def to_seed_op(op: Op) -> Op:
 def execute_ops(conn: Connection, ops: Iterable[Op]) -> None:
     """Execute field-named ops of one or many write sets (three merged phases, see
     cofid.domain.ops)."""
-    _execute_seed_ops(conn, [to_seed_op(op) for op in ops])
+    _execute_seed_ops(conn, ops, fields=True)
 
 
 class PendingWrite(Protocol):
@@ -139,13 +139,13 @@ def _commit(engine: Engine, group: Sequence[PendingWrite], ops: list[Op], events
             ids: EventIds) -> None:
     with engine.begin() as conn:
         for item in group:
-            ops.extend(to_seed_op(op) for op in item.ops)
+            ops.extend(item.ops)
             events.extend(item.events)
             if item.step is not None:
                 item.result = item.step(conn)
                 events.extend(item.result)
         ids.stamp(events)
-        _execute_seed_ops(conn, ops)
+        _execute_seed_ops(conn, ops, fields=True)
         for step in merged_after_steps([item.after for item in group if item.after]):
             step(conn)
         # After the rows they describe: an event id never precedes its rows.
