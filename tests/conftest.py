@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from tests.mariadb_server import MariaDBServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Property tests check rules, not speed: no per-example deadline (hypothesis's 200 ms
+# fails a pure function on a loaded 2-core machine), and the same examples on every run
+# so CI's verdict does not depend on which random examples a run drew.
+settings.register_profile("cofi", deadline=None, derandomize=True)
+settings.load_profile("cofi")
 
 
 def _serve(server: MariaDBServer):

@@ -34,10 +34,10 @@ from typing import Any
 
 from cofid.backends.base import ChatRequest, ChatResult, PermanentBackendError
 from cofid.backends.json_schema import SchemaViolation, validate
+from cofid.domain.llm_schemas import llm2_field_chars
 from cofid.domain.questions import keyword_pattern
 from cofid.domain.replies import (
     LLM1_MAX_TRADES,
-    MAX_ANSWER_CHARS,
     MAX_EVIDENCE_CHARS,
     keyed_llm2,
 )
@@ -135,12 +135,15 @@ def llm2_reply(context: Mapping[str, Any]) -> dict[str, Any]:
         if raw_extracted is not None
         else extract_trades(text, known)
     )
+    questions = list(context.get("questions") or ())
+    # The bounds the request's schema sets for this many questions (llm_schemas rule 5).
+    answer_chars, evidence_chars = llm2_field_chars([str(q["id"]) for q in questions])
     answers = []
-    for q in context.get("questions") or ():
+    for q in questions:
         answer, evidence = _answer(q, extracted, booked, sentences, known)
         answers.append(
-            {"question_id": q["id"], "answer": _bounded(answer, MAX_ANSWER_CHARS),
-             "evidence": _evidence(evidence)}
+            {"question_id": q["id"], "answer": _bounded(answer, answer_chars),
+             "evidence": _evidence(evidence, evidence_chars)}
         )
     return {"answers": answers}
 
@@ -383,8 +386,8 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _evidence(text: str | None) -> str:
-    return _bounded(" ".join((text or "").split()), MAX_EVIDENCE_CHARS)
+def _evidence(text: str | None, limit: int = MAX_EVIDENCE_CHARS) -> str:
+    return _bounded(" ".join((text or "").split()), limit)
 
 
 def _bounded(text: str, limit: int) -> str:

@@ -16,6 +16,12 @@
    anyOf [a string with maxLength, null]. llama-cpp-python's converter (0.3.x) turns a
    "type" list into bare types and drops the enum and maxLength beside it — measured
    against its server, SmolLM2 answered side "BONUS_LIMIT" under ["string", "null"] + enum.
+5. LLM2's bounds share a reply budget (replies.LLM2_REPLY_CHARS): each question's answer
+   and evidence get an equal part of it (two thirds answer, one third evidence, within
+   MAX_ANSWER_CHARS / MAX_EVIDENCE_CHARS and at least MIN_LLM2_FIELD_CHARS each), so the
+   longest reply the grammar admits fits the token limit however many questions a set
+   has, down to the floor (a set of over ~30 questions can exceed it: give such a set a
+   larger max_tokens).
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from typing import Any
 
 from cofid.domain.replies import (
     LLM1_MAX_TRADES,
+    LLM2_REPLY_CHARS,
     MAX_ANSWER_CHARS,
     MAX_EVIDENCE_CHARS,
     MAX_ID_CHARS,
+    MIN_LLM2_FIELD_CHARS,
 )
 
 LLM1_SCHEMA_NAME = "llm1_trades"
@@ -69,6 +77,21 @@ LLM1_SCHEMA: dict[str, Any] = {
 }
 
 
+# Per question, the reply spends `"<id>": {"answer": "", "evidence": ""}, ` besides the
+# two strings' characters.
+_LLM2_ITEM_OVERHEAD = 36
+
+
+def llm2_field_chars(question_ids: Sequence[str]) -> tuple[int, int]:
+    """(answer, evidence) maxLength for a set of these questions (rule 5)."""
+    ids = list(question_ids)
+    overhead = sum(len(q) + _LLM2_ITEM_OVERHEAD for q in ids) + len('{"answers": {}}')
+    share = max(0, LLM2_REPLY_CHARS - overhead) // max(1, len(ids))
+    answer = max(MIN_LLM2_FIELD_CHARS, min(MAX_ANSWER_CHARS, share * 2 // 3))
+    evidence = max(MIN_LLM2_FIELD_CHARS, min(MAX_EVIDENCE_CHARS, share - share * 2 // 3))
+    return answer, evidence
+
+
 def llm2_schema(question_ids: Sequence[str]) -> dict[str, Any]:
     """The strict schema for answers to exactly these questions (rule 2)."""
     ids = list(question_ids)
@@ -77,13 +100,14 @@ def llm2_schema(question_ids: Sequence[str]) -> dict[str, Any]:
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"llm2_schema: question id {dup!r} appears twice; ids must be unique")
+    answer_chars, evidence_chars = llm2_field_chars(ids)
     answer = {
         "type": "object",
         "additionalProperties": False,
         "required": ["answer", "evidence"],
         "properties": {
-            "answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS},
-            "evidence": {"type": "string", "maxLength": MAX_EVIDENCE_CHARS},
+            "answer": {"type": "string", "maxLength": answer_chars},
+            "evidence": {"type": "string", "maxLength": evidence_chars},
         },
     }
     return {

@@ -44,6 +44,13 @@ MAX_TEXT_CHARS = 16_000
 # What the LLM schemas let a model write into one free-text field (llm_schemas rule 3).
 MAX_EVIDENCE_CHARS = 500
 MAX_ANSWER_CHARS = 1000
+# The longest LLM2 reply its schema admits, in characters (llm_schemas rule 5): every
+# dialect's default max_tokens is 2048, and JSON text of these models' tokenizers runs at
+# 3 or more characters per token, so a reply the grammar lets a looping model write to
+# every bound still closes before the token limit. Measured: SmolLM2-135M under
+# llama-cpp-python filled the old 10 × 1,500-character bounds and was cut off at 2048.
+LLM2_REPLY_CHARS = 6000
+MIN_LLM2_FIELD_CHARS = 60  # below this an answer or its evidence is not worth a field
 MAX_SEGMENTS = 10_000
 MAX_TRANSCRIPT_CHARS = 500_000  # about 20 hours of speech; keeps GetCall under 4 MiB
 

@@ -6,6 +6,7 @@ import pytest
 
 from cofid.backends.base import Segment
 from cofid.backends.json_schema import SchemaViolation, validate
+from cofid.domain import llm_schemas, replies
 from cofid.domain.prompts import (
     DEFAULT_TEMPLATES,
     LLM1_SCHEMA,
@@ -81,6 +82,35 @@ def test_no_constraint_sits_beside_a_type_list(schema):
     item = LLM1_SCHEMA["properties"]["trades"]["items"]["properties"]
     assert item["side"] == {"enum": ["BUY", "SELL", None]}
     assert item["symbol"]["anyOf"][0]["maxLength"] > 0
+
+
+def longest_llm2_reply(ids: list[str]) -> int:
+    """The characters of the longest reply llm2_schema(ids) admits (every string full)."""
+    schema = llm2_schema(ids)
+    props = schema["properties"]["answers"]["properties"]
+    reply = {"answers": {
+        q: {"answer": "x" * props[q]["properties"]["answer"]["maxLength"],
+            "evidence": "x" * props[q]["properties"]["evidence"]["maxLength"]}
+        for q in ids
+    }}  # fmt: skip
+    validate(reply, schema)
+    return len(json.dumps(reply))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10, 17, 25])
+def test_the_longest_llm2_reply_fits_the_reply_budget(n):
+    """A looping model that fills every string still closes the object within the budget
+    (2048 tokens at 3 characters a token), however many questions the set has."""
+    ids = [f"QUESTION_{i:03d}" for i in range(n)]
+    assert longest_llm2_reply(ids) <= replies.LLM2_REPLY_CHARS
+    answer, evidence = llm_schemas.llm2_field_chars(ids)
+    assert answer <= replies.MAX_ANSWER_CHARS and evidence <= replies.MAX_EVIDENCE_CHARS
+    assert min(answer, evidence) >= replies.MIN_LLM2_FIELD_CHARS
+
+
+def test_a_huge_question_set_keeps_the_floor():
+    ids = [f"Q{i}" for i in range(200)]
+    assert llm_schemas.llm2_field_chars(ids) == (replies.MIN_LLM2_FIELD_CHARS,) * 2
 
 
 def test_llm1_schema_bounds_a_nullable_string():
