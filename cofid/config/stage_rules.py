@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cofid.domain.triaging import TriagingRule
 from cofid.domain.verdict_fields import DEFAULT_LOT_SIZES, EXTRA_SYMBOL_ALIASES, VerdictRules
 
 __all__ = ["TriagingConfig", "VerdictConfig"]
+
+
+# The values are the rule's own defaults (one place for them); what each does, and its
+# measured effect, is written here beside the configuration key.
+_RULE = TriagingRule()
 
 
 @dataclass(frozen=True)
@@ -20,23 +26,23 @@ class TriagingConfig:
     # only catches callers' app trades (the generators book up to 2 min before / 8 min after; the sample batch's T002 529 s after).
     # Before a call's start: 300 -> 0.9912 / 0.9945 (76 decidable app-trade false positives
     # instead of 36); 60 -> 0.9918 / 0.9908 (loses dialling trades).
-    margin_before_s: float = 120.0
+    margin_before_s: float = _RULE.margin_before_s
     # After a call's end: 900 -> 0.9906 / 0.9943; 480 -> 0.9916 / 0.9945 but the sample
     # batch's T002 (529 s late) is lost; 420 loses generate_ground_truth's 8-min bookings
     # (its recall < 0.96). Other figures in these comments were measured at 480.
-    margin_after_s: float = 600.0
+    margin_after_s: float = _RULE.margin_after_s
     # A call with neither end nor duration: the longest call kept, not a typical one; 600 ->
     # 0.9917 / 0.9942 (32 late bookings of long open calls missed).
-    assumed_duration_s: float = 900.0
+    assumed_duration_s: float = _RULE.assumed_duration_s
     # Batch clock-offset estimate (rule 4); 0 turns it off: 0.971 / 0.964 (worst seed 0.905).
-    max_clock_skew_s: float = 300.0
+    max_clock_skew_s: float = _RULE.max_clock_skew_s
     # Trades inside calls needed before an estimated offset is applied.
-    skew_min_trades: int = 30
+    skew_min_trades: int = _RULE.skew_min_trades
     # Call that just ended vs the one about to start (rule 7): 1 (nearer edge) -> 0.985 /
     # 0.988; 4 -> 0.9907 / 0.9936; 30 -> 0.9916 / 0.9945; 1e6 (ended always) -> 0.9913 / 0.9942.
-    before_start_weight: float = 10.0
+    before_start_weight: float = _RULE.before_start_weight
     # A call without an end stops at the client's next call: off -> 0.9893 / 0.9922.
-    end_at_next_call: bool = True
+    end_at_next_call: bool = _RULE.end_at_next_call
 
 @dataclass(frozen=True)
 class VerdictConfig:
