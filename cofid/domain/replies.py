@@ -45,10 +45,13 @@ MAX_TEXT_CHARS = 16_000
 MAX_EVIDENCE_CHARS = 500
 MAX_ANSWER_CHARS = 1000
 # The longest LLM2 reply its schema admits, in characters (llm_schemas rule 5): every
-# dialect's default max_tokens is 2048, and JSON text of these models' tokenizers runs at
-# 3 or more characters per token, so a reply the grammar lets a looping model write to
-# every bound still closes before the token limit. Measured: SmolLM2-135M under
-# llama-cpp-python filled the old 10 × 1,500-character bounds and was cut off at 2048.
+# dialect's default max_tokens is 2048, and text runs at 3 or more characters per token,
+# so a reply whose fields a model fills with words still closes before the token limit.
+# It is a bound for text, not a guarantee: a degenerate loop ("-00-00-00…") runs near one
+# character a token (measured: SmolLM2-135M on llama-server, 589 tokens for a 500-character
+# evidence string); such a reply is cut off, refused and retried with the refusal told to
+# the model (retry_note). Measured: under llama-cpp-python SmolLM2 filled the earlier
+# 10 × 1,500-character bounds and was cut off at 2048; at these bounds it was not.
 LLM2_REPLY_CHARS = 6000
 MIN_LLM2_FIELD_CHARS = 60  # below this an answer or its evidence is not worth a field
 MAX_SEGMENTS = 10_000

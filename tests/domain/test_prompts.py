@@ -99,8 +99,8 @@ def longest_llm2_reply(ids: list[str]) -> int:
 
 @pytest.mark.parametrize("n", [1, 2, 5, 10, 17, 25])
 def test_the_longest_llm2_reply_fits_the_reply_budget(n):
-    """A looping model that fills every string still closes the object within the budget
-    (2048 tokens at 3 characters a token), however many questions the set has."""
+    """A model that fills every string still closes the object within the budget (2048
+    tokens at 3 characters a token of text), however many questions the set has."""
     ids = [f"QUESTION_{i:03d}" for i in range(n)]
     assert longest_llm2_reply(ids) <= replies.LLM2_REPLY_CHARS
     answer, evidence = llm_schemas.llm2_field_chars(ids)
