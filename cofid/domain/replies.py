@@ -48,8 +48,8 @@ MAX_ANSWER_CHARS = 1000
 # dialect's default max_tokens is 2048, and text runs at 3 or more characters per token,
 # so a reply whose fields a model fills with words still closes before the token limit.
 # It is a bound for text, not a guarantee: a degenerate loop ("-00-00-00…") runs near one
-# character a token (measured: SmolLM2-135M on llama-server, 589 tokens for a 500-character
-# evidence string); such a reply is cut off, refused and retried with the refusal told to
+# character a token (measured: SmolLM2-135M on llama-server, 589 tokens for a 707-character
+# reply, 500 of them one looping evidence string); such a reply is cut off, refused and retried with the refusal told to
 # the model (retry_note). Measured: under llama-cpp-python SmolLM2 filled the earlier
 # 10 × 1,500-character bounds and was cut off at 2048; at these bounds it was not.
 LLM2_REPLY_CHARS = 6000
