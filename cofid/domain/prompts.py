@@ -14,10 +14,14 @@ Rules:
 4. A template mapping may override some keys; the rest come from DEFAULT_TEMPLATES.
 5. The transcript renders one line per segment, "[mm:ss.s–mm:ss.s] text" (speaker first
    when known). Over max_chars it keeps whole lines from the head and the tail around a
-   marker saying how many segments were left out; the result never exceeds max_chars.
+   marker saying how many segments were left out; the result never exceeds max_chars
+   (cofid.domain.transcript_render).
 6. A request's `context` carries the raw inputs as plain JSON values (segments as
    {start, end, text[, speaker]}, trades as {trade_id, symbol, side, quantity, price,
    trade_time} with floats and ISO time strings) so a backend needs no prompt parsing.
+7. `prepare_call` renders what LLM1 and LLM2 share (the transcript, the call metadata, the
+   trades) once; a builder given a preparation of the very same input objects uses it,
+   of any other it renders its own. Either way the request is the same, byte for byte.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import math
 import string
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cofid.domain.llm_schemas import (  # re-exported: the schemas are part of the request
@@ -38,6 +43,12 @@ from cofid.domain.llm_schemas import (  # re-exported: the schemas are part of t
 )
 from cofid.domain.ports import ChatRequest
 from cofid.domain.questions import Question
+from cofid.domain.transcript_render import (
+    RenderedTranscript,
+    prepare_transcript,
+    render_transcript,  # noqa: F401 - re-exported: the prompts' transcript
+    segment_dict,  # noqa: F401 - re-exported
+)
 
 _LLM1_SYSTEM = """\
 You extract stock and derivatives orders from the transcript of a recorded phone call \
@@ -152,83 +163,6 @@ def validate_templates(templates: Mapping[str, str], where: str) -> None:
                 )
 
 
-def render_transcript(segments: Sequence[Any], max_chars: int = 24000) -> str:
-    """Timestamped transcript lines, shortened to max_chars around the middle (rule 5)."""
-    if max_chars < _MIN_TRANSCRIPT_CHARS:
-        raise ValueError(
-            f"render_transcript: max_chars={max_chars} is too small; use >= "
-            f"{_MIN_TRANSCRIPT_CHARS}"
-        )
-    lines = [_segment_line(segment_dict(s)) for s in segments]
-    full = "\n".join(lines)
-    if len(full) <= max_chars:
-        return full
-    # Reserve room for the widest marker this transcript can need (characters ≥ lines).
-    reserve = len(_marker_chars(len(full))) + 2
-    budget = (max_chars - reserve) // 2
-    head: list[str] = []
-    used = 0
-    for line in lines:
-        if used + len(line) + 1 > budget:
-            break
-        head.append(line)
-        used += len(line) + 1
-    tail: list[str] = []
-    used = 0
-    for line in reversed(lines[len(head) :]):
-        if used + len(line) + 1 > budget:
-            break
-        tail.append(line)
-        used += len(line) + 1
-    tail.reverse()
-    if not head or not tail:
-        # A single line longer than the budget: cut characters instead of whole lines.
-        marker = _marker_chars(len(full) - 2 * budget)
-        return full[:budget] + "\n" + marker + "\n" + full[len(full) - budget :]
-    omitted = len(lines) - len(head) - len(tail)
-    return "\n".join([*head, _marker(omitted), *tail])
-
-
-def _marker(omitted: int) -> str:
-    return f"[… {omitted} segments omitted …]"
-
-
-def _marker_chars(omitted: int) -> str:
-    return f"[… {omitted} characters omitted …]"
-
-
-def _segment_line(seg: Mapping[str, Any]) -> str:
-    speaker = seg.get("speaker")
-    prefix = f"{speaker}: " if speaker else ""
-    text = " ".join(str(seg.get("text", "")).split())
-    return f"[{_clock(seg['start'])}–{_clock(seg['end'])}] {prefix}{text}"
-
-
-def _clock(seconds: float) -> str:
-    tenths = round(float(seconds) * 10)
-    minutes, tenths = divmod(tenths, 600)
-    return f"{minutes:02d}:{tenths // 10:02d}.{tenths % 10}"
-
-
-def segment_dict(segment: Any) -> dict[str, Any]:
-    """A transcript segment (a Mapping or a domain.ports.Segment) as a plain dict."""
-    if isinstance(segment, Mapping):
-        src = segment
-    else:
-        src = {k: getattr(segment, k, None) for k in ("start", "end", "text", "speaker")}
-    for key in ("start", "end", "text"):
-        if src.get(key) is None:
-            raise ValueError(f"transcript segment {segment!r} lacks {key!r}")
-    out: dict[str, Any] = {
-        "start": float(src["start"]),
-        "end": float(src["end"]),
-        "text": str(src["text"]),
-    }
-    if src.get("speaker"):
-        out["speaker"] = str(src["speaker"])
-    return out
-
-
 def trade_dict(trade: Mapping[str, Any]) -> dict[str, Any]:
     """A booked trade as the context and prompts carry it (rule 6)."""
     return {
@@ -258,15 +192,62 @@ def question_dict(q: Question) -> dict[str, Any]:
     return {"id": q.id, "text": q.text, "kind": q.kind, "keywords": list(q.keywords)}
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """What LLM1's and LLM2's requests share, rendered once (rule 7): the inputs it was
+    made from, the context's base entries and their placeholder texts. Read-only."""
+
+    transcript: RenderedTranscript
+    call_metadata: Mapping[str, Any] | None
+    trades: Sequence[Mapping[str, Any]]
+    context: Mapping[str, Any]
+    values: Mapping[str, str]
+
+    def made_from(
+        self,
+        transcript: Sequence[Any],
+        call_metadata: Mapping[str, Any] | None,
+        trades: Sequence[Mapping[str, Any]],
+    ) -> bool:
+        """Whether these are the very objects it was prepared from."""
+        return (
+            self.transcript.source is transcript
+            and self.call_metadata is call_metadata
+            and self.trades is trades
+        )
+
+
+def prepare_call(
+    transcript: Sequence[Any],
+    call_metadata: Mapping[str, Any] | None,
+    trades: Sequence[Mapping[str, Any]],
+) -> PreparedCall:
+    rendered = prepare_transcript(transcript)
+    metadata = None if call_metadata is None else _jsonable(call_metadata)
+    trade_dicts = [trade_dict(t) for t in trades]
+    values = {
+        "transcript": rendered.text or NONE_TEXT,
+        "call_metadata": (
+            "\n".join(f"{k}: {_scalar_text(v)}" for k, v in metadata.items())
+            if metadata
+            else NONE_TEXT
+        ),
+        "trades": _json_lines(trade_dicts),
+    }
+    context = {"transcript": rendered.segments, "call_metadata": metadata, "trades": trade_dicts}
+    return PreparedCall(rendered, call_metadata, trades, context, values)
+
+
 def build_llm1_request(
     *,
     templates: Mapping[str, str] | None,
     transcript: Sequence[Any],
     call_metadata: Mapping[str, Any] | None,
     trades: Sequence[Mapping[str, Any]],
+    prepared: PreparedCall | None = None,
 ) -> ChatRequest:
-    context = _base_context(transcript, call_metadata, trades)
-    values = _rendered(context)
+    p = _prepared(prepared, transcript, call_metadata, trades)
+    values = {**p.values, "extracted_trades": NONE_TEXT, "questions": NONE_TEXT}
     t = _templates(templates)
     return ChatRequest(
         purpose="llm1",
@@ -274,7 +255,7 @@ def build_llm1_request(
         user=t["llm1_user"].format_map(values),
         schema_name=LLM1_SCHEMA_NAME,
         schema=LLM1_SCHEMA,
-        context=context,
+        context=dict(p.context),
     )
 
 
@@ -286,14 +267,20 @@ def build_llm2_request(
     trades: Sequence[Mapping[str, Any]],
     extracted_trades: Sequence[Mapping[str, Any]],
     questions: Sequence[Question],
+    prepared: PreparedCall | None = None,
 ) -> ChatRequest:
     if not questions:
         raise ValueError("build_llm2_request: questions is empty; at least one is needed")
     schema = llm2_schema([q.id for q in questions])
-    context = _base_context(transcript, call_metadata, trades)
+    p = _prepared(prepared, transcript, call_metadata, trades)
+    context = dict(p.context)
     context["extracted_trades"] = [extracted_trade_dict(t) for t in extracted_trades]
     context["questions"] = [question_dict(q) for q in questions]
-    values = _rendered(context)
+    values = {
+        **p.values,
+        "extracted_trades": _json_lines(context["extracted_trades"]),
+        "questions": "\n".join(f"{q.id}: {q.text}" for q in questions) or NONE_TEXT,
+    }
     t = _templates(templates)
     return ChatRequest(
         purpose="llm2",
@@ -305,40 +292,22 @@ def build_llm2_request(
     )
 
 
-def _templates(templates: Mapping[str, str] | None) -> dict[str, str]:
-    if not templates:
-        return dict(DEFAULT_TEMPLATES)
-    validate_templates(templates, "templates")
-    return {**DEFAULT_TEMPLATES, **templates}
-
-
-def _base_context(
+def _prepared(
+    prepared: PreparedCall | None,
     transcript: Sequence[Any],
     call_metadata: Mapping[str, Any] | None,
     trades: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "transcript": [segment_dict(s) for s in transcript],
-        "call_metadata": None if call_metadata is None else _jsonable(call_metadata),
-        "trades": [trade_dict(t) for t in trades],
-    }
+) -> PreparedCall:
+    if prepared is not None and prepared.made_from(transcript, call_metadata, trades):
+        return prepared
+    return prepare_call(transcript, call_metadata, trades)
 
 
-def _rendered(context: Mapping[str, Any]) -> dict[str, str]:
-    """Every placeholder's text; llm1 templates simply never ask for the llm2 ones."""
-    metadata = context["call_metadata"]
-    questions = context.get("questions", [])
-    return {
-        "transcript": render_transcript(context["transcript"]) or NONE_TEXT,
-        "call_metadata": (
-            "\n".join(f"{k}: {_scalar_text(v)}" for k, v in metadata.items())
-            if metadata
-            else NONE_TEXT
-        ),
-        "trades": _json_lines(context["trades"]),
-        "extracted_trades": _json_lines(context.get("extracted_trades", [])),
-        "questions": "\n".join(f"{q['id']}: {q['text']}" for q in questions) or NONE_TEXT,
-    }
+def _templates(templates: Mapping[str, str] | None) -> Mapping[str, str]:
+    if not templates:
+        return DEFAULT_TEMPLATES
+    validate_templates(templates, "templates")
+    return {**DEFAULT_TEMPLATES, **templates}
 
 
 def _json_lines(items: Sequence[Mapping[str, Any]]) -> str:

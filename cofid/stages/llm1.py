@@ -38,6 +38,7 @@ class Llm1Stage:
             transcript=ctx.transcript,
             call_metadata=ctx.call_metadata,
             trades=ctx.trades,
+            prepared=ctx.prepared(f),
         )
         return await backends.chat.complete(with_retry_note(req, f.model_refusal))
 

@@ -44,6 +44,7 @@ class Llm2Stage:
             transcript=ctx.transcript,
             call_metadata=ctx.call_metadata,
             trades=ctx.trades,
+            prepared=ctx.prepared(f),
             extracted_trades=ctx.extracted_trades,
             questions=questions,
         )

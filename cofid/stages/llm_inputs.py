@@ -1,6 +1,7 @@
 """What the LLM stages read besides the FileState: carried over from this run's earlier
 stages where they ran, read through the StageInputs port otherwise (a resumed file, a
-reaudit of llm1/llm2)."""
+reaudit of llm1/llm2) — and the prompt inputs LLM1 rendered, for LLM2 of the same file in
+the same run (cofid.domain.prompts rule 7)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cofid.domain.pipeline import FileState
+from cofid.domain.prompts import PreparedCall, prepare_call
 from cofid.domain.questions import QuestionSet
 from cofid.stages.base import StageInputs
 
@@ -20,6 +22,22 @@ class LlmContext:
     extracted_trades: list[dict[str, Any]] = field(default_factory=list)
     question_set: QuestionSet | None = None
     no_trade_answers: bool = False  # triaging ran and mapped no trade to this call
+
+    def prepared(self, f: FileState) -> PreparedCall:
+        """This context's transcript, metadata and trades rendered for the prompts: the
+        rendering an earlier LLM stage of this run made of these very inputs (kept in
+        f.carried, which a resume or a reaudit starts empty), else a new one, kept."""
+        kept = f.carried.get(_PREPARED)
+        if isinstance(kept, PreparedCall) and kept.made_from(
+            self.transcript, self.call_metadata, self.trades
+        ):
+            return kept
+        fresh = prepare_call(self.transcript, self.call_metadata, self.trades)
+        f.carried[_PREPARED] = fresh
+        return fresh
+
+
+_PREPARED = "prepared_call"
 
 
 async def load_llm_context(f: FileState, inputs: StageInputs, *, for_answers: bool) -> LlmContext:
