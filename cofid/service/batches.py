@@ -324,6 +324,7 @@ async def batch_task_body(svc: ServiceContext, rec: TaskRecord, live: LiveTask, 
         if batch_id is None or directory is not None:
             assert directory is not None
             batch_id = await prepare_batch(app, Path(directory), batch_input=batch_input)
+            batch_input = None  # the run reads its files from the database, not this
             await svc.tasks.update(rec.id, batch_id=batch_id)
 
         def on_change(run: PlanRun) -> None:
@@ -381,6 +382,9 @@ async def start_batch(svc: ServiceContext, directory: str, process_id: int | Non
             app.reservations.release_batch(existing.id, rec.id)
         raise
     svc.starting_dirs[directory] = rec.id
+    # Handed over, not captured: the task keeps its body to the end, and a 100,000-file
+    # listing (its Paths) is ~40 MB the run does not need once distributed.
+    handed = [batch_input]
     svc.runner.spawn(rec, lambda live: batch_task_body(
-        svc, rec, live, directory=directory, batch_id=None, batch_input=batch_input))
+        svc, rec, live, directory=directory, batch_id=None, batch_input=handed.pop()))
     return TaskRef(task_id=rec.id, state=rec.state, batch_id=rec.batch_id or 0)

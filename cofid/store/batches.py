@@ -24,6 +24,7 @@ from cofid.store import repo
 from cofid.store import tables as t
 from cofid.store.column_types import utcnow
 from cofid.store.db import insert_rows
+from cofid.store.raw_sql import insert_stream
 
 
 @dataclass(frozen=True)
@@ -158,11 +159,9 @@ def record_digests(conn: Connection, batch_id: int, digests: Mapping[str, FileDi
                                             rd.c.audioName.in_(names[i:i + 500])))
             .scalars())
     now = utcnow()
-    insert_rows(conn, rd, [
-        {"batchId": batch_id, "audioName": n, "sha256": digests[n].sha256,
-         "sizeBytes": digests[n].size_bytes, "storedAt": now}
-        for n in names if n not in have
-    ])
+    insert_stream(conn, rd, ("batchId", "audioName", "sha256", "sizeBytes", "storedAt"),
+                  ((batch_id, n, digests[n].sha256, digests[n].size_bytes, now)
+                   for n in names if n not in have))
 
 
 def _row_error_logs(batch_id: int, stage: str, file_name: str,

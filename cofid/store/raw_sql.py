@@ -16,7 +16,8 @@ The statements run through `Connection.exec_driver_sql`, inside the caller's tra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -120,19 +121,45 @@ def _values(sh: _Shapes, table: sa.Table, given: tuple[str, ...], base: list[tup
     """The column names and driver-ready parameter tuples of rows whose values for the
     columns `given` are `base`, with the Python-side defaults of the columns they leave
     out (evaluated and converted once per call: one transaction, one clock reading)."""
+    names, params = _params_of(sh, table, given)
+    return names, params(base)
+
+
+def _params_of(sh: _Shapes, table: sa.Table, given: tuple[str, ...]
+               ) -> tuple[tuple[str, ...], Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]]:
+    """The column names and a function making driver-ready parameter tuples of value
+    tuples for `given`, the Python-side defaults of the other columns evaluated now, once
+    for every call of it."""
     defaults = [(c, fn(None)) for c, fn in sh.defaults(table, False) if c not in given]
     names = given + tuple(c for c, _v in defaults)
     tail = _convert([v for _c, v in defaults], _converters(sh, table, names[len(given):]))
     procs = [(i, p) for i, p in enumerate(_converters(sh, table, given)) if p is not None]
-    if not procs:
-        return names, [b + tail for b in base] if tail else base
-    out = []
-    for b in base:
-        vals = list(b)
-        for i, p in procs:
-            vals[i] = p(vals[i])
-        out.append((*vals, *tail))
-    return names, out
+
+    def params(base: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        if not procs:
+            return [b + tail for b in base] if tail else base
+        out = []
+        for b in base:
+            vals = list(b)
+            for i, p in procs:
+                vals[i] = p(vals[i])
+            out.append((*vals, *tail))
+        return out
+
+    return names, params
+
+
+def insert_stream(conn: Connection, table: sa.Table, names: tuple[str, ...],
+                  rows: Iterable[tuple[Any, ...]]) -> None:
+    """insert_values for value tuples an iterable yields, CHUNK at a time: the same
+    statements, one clock reading for the defaults of all, and never every row's
+    parameters in memory at once (a 100,000-file distribution)."""
+    sh = shapes(conn.dialect)
+    cols, params = _params_of(sh, table, names)
+    sql = sh.insert(table, cols)
+    it = iter(rows)
+    while chunk := list(islice(it, CHUNK)):
+        conn.exec_driver_sql(sql, params(chunk))
 
 
 def _tuples(rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[tuple[Any, ...]]:
