@@ -183,3 +183,39 @@ def test_group_commit_numbers_events_in_commit_order(tmp_path):
         return [e.id for e in evs]
 
     assert trio.run(main) == [1, 2, 3, 4, 5]
+
+
+def test_distribution_streamed_in_chunks_writes_what_insert_rows_wrote(db_url):
+    """repo.distribute streams its rows (raw_sql.insert_stream, CHUNK at a time): over
+    two chunk boundaries it leaves what SQLAlchemy's insert of the whole list left, and
+    every call row has the one clock reading of the transaction."""
+    n = 2 * raw_sql.CHUNK + 7
+    files = [(f"f{i:05d}.wav", f"/x/f{i:05d}.wav", f"g{i % 3}") for i in range(n)]
+    engine = create_engine(db_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        ids = [repo.create_batch(conn, batch_date=date(2026, 12, 3), source="batch",
+                                 source_dir=f"/b{k}", process_id=1, category_mapping_id=1,
+                                 pipeline={}, batch_number=None) for k in range(2)]
+        repo.distribute(conn, ids[0], files, process_id=3, category_mapping_id=4)
+        conn.execute(sa.insert(t.file_distribution), [
+            {"batchId": ids[1], "file": f, "filePath": p, "gpuIp": g} for f, p, g in files])
+        conn.execute(sa.insert(t.call), [
+            {"batchId": ids[1], "audioName": f, "status": "Pending", "lang": "unknown",
+             "audioDuration": 0, "processId": 3, "categoryMappingId": 4} for f, _p, _g in files])
+    fd, c = t.file_distribution, t.call
+    with engine.connect() as conn:
+        def rows(tbl, bid):
+            cols = [x for x in tbl.columns if x.name not in ("id", "batchId", *CLOCK)]
+            return conn.execute(sa.select(*cols).where(tbl.c.batchId == bid)
+                                .order_by(tbl.c.id)).all()
+
+        for tbl in (fd, c):
+            assert rows(tbl, ids[0]) == rows(tbl, ids[1])
+        assert len(rows(c, ids[0])) == n
+        assert [r.file for r in rows(fd, ids[0])] == [f for f, _p, _g in files]
+        clocks = conn.execute(sa.select(sa.func.count(sa.distinct(c.c.createdAt)),
+                                        sa.func.count(sa.distinct(c.c.updatedAt)))
+                              .where(c.c.batchId == ids[0])).one()
+    assert tuple(clocks) == (1, 1)
+    engine.dispose()
