@@ -3,7 +3,8 @@
 Rules:
 
 1. A segment renders as one line, "[mm:ss.s–mm:ss.s] text" (speaker first when known),
-   its text's whitespace collapsed to single spaces.
+   its text's whitespace collapsed to single spaces; the clock rounds to the nearest tenth
+   of a second (round half to even, as round() does).
 2. Over max_chars the transcript keeps whole lines from the head and the tail around a
    marker saying how many segments were left out; the result never exceeds max_chars.
 3. `prepare_transcript` renders a transcript once: its segment dicts (the requests'
@@ -51,7 +52,7 @@ def _render(dicts: Sequence[Mapping[str, Any]], max_chars: int) -> str:
             f"render_transcript: max_chars={max_chars} is too small; use >= "
             f"{MIN_TRANSCRIPT_CHARS}"
         )
-    lines = [_segment_line(d) for d in dicts]
+    lines = _lines(dicts)
     full = "\n".join(lines)
     if len(full) <= max_chars:
         return full
@@ -89,19 +90,35 @@ def _marker_chars(omitted: int) -> str:
     return f"[… {omitted} characters omitted …]"
 
 
-def _segment_line(seg: Mapping[str, Any]) -> str:
-    """A segment_dict's line (rule 1): its start, end and text are a float, a float and a
-    str already, so one %-format builds the line."""
-    start = round(seg["start"] * 10)
-    end = round(seg["end"] * 10)
-    sm, st = divmod(start, 600)
-    em, et = divmod(end, 600)
-    speaker = seg.get("speaker")
-    return "[%02d:%02d.%d–%02d:%02d.%d] %s%s" % (  # noqa: UP031 - measured faster
-        sm, st // 10, st % 10, em, et // 10, et % 10,
-        f"{speaker}: " if speaker else "",
-        " ".join(seg["text"].split()),
-    )
+def _lines(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each segment_dict's line (rule 1); its start and end are floats and its text a str
+    already. One loop, the clocks memoised: this runs once per segment per call."""
+    clock = _clock
+    out: list[str] = []
+    append = out.append
+    for seg in dicts:
+        speaker = seg.get("speaker")
+        append(
+            "[" + clock(seg["start"]) + "–" + clock(seg["end"]) + "] "
+            + (speaker + ": " if speaker else "")
+            + " ".join(seg["text"].split())
+        )
+    return out
+
+
+_CLOCKS: dict[int, str] = {}  # tenths of a second -> "mm:ss.s", the first hour's only
+_CLOCKS_UP_TO = 36_000
+
+
+def _clock(seconds: float) -> str:
+    tenths = round(seconds * 10)
+    text = _CLOCKS.get(tenths)
+    if text is None:
+        minutes, rest = divmod(tenths, 600)
+        text = "%02d:%02d.%d" % (minutes, rest // 10, rest % 10)  # noqa: UP031 - measured faster
+        if 0 <= tenths < _CLOCKS_UP_TO:
+            _CLOCKS[tenths] = text
+    return text
 
 
 _FIELDS = ("start", "end", "text", "speaker")
