@@ -92,6 +92,9 @@ class Writer:
                         # loop ends after it.
                         break
                 await self._commit_group(group)
+                # An idle daemon must not keep the last group (a distribution's 200,000
+                # events and its step) alive until the next write arrives.
+                del group, first
 
     async def drain(self) -> None:
         """Close the queue; run() returns after committing what was queued."""
