@@ -43,7 +43,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cofid.domain.ops import Delete, Insert, Op
+from cofid.domain.ops import Insert, Op, merge_ops
 from cofid.engine import writer as writer_mod
 from cofid.store import tables as t
 from cofid.store.writes import to_seed_op
@@ -260,24 +260,14 @@ class Prepared:
     def _ops(self, ops: list[Op]) -> list[tuple[str, Any, bool]]:
         q, m = self.q, self.mark
         out: list[tuple[str, Any, bool]] = []
-        deletes: dict[tuple[str, str], list[Any]] = {}
-        inserts: dict[str, list[dict[str, Any]]] = {}
-        updates: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Any]] = {}
-        for op in ops:
-            if isinstance(op, Delete):
-                deletes.setdefault((op.table, op.key_column), []).append(op.key_value)
-            elif isinstance(op, Insert):
-                inserts.setdefault(op.table, []).extend(op.rows)
-            else:
-                pairs = tuple(sorted(op.values.items(), key=lambda kv: kv[0]))
-                updates.setdefault((op.table, op.key_column, pairs), []).append(op.key_value)
-        for (table, col), keys in deletes.items():
+        merged = merge_ops(ops)
+        for (table, col), keys in merged.deletes.items():
             sql = f"DELETE FROM {q(table)} WHERE {q(col)} IN ({', '.join([m] * len(keys))})"
             out.append((sql, tuple(self._bind(table, col, k) for k in keys), False))
-        for table, rows in inserts.items():
+        for table, rows in merged.inserts.items():
             out += self._inserts(table, rows)
         singles: dict[tuple[str, str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
-        for (table, col, pairs), keys in updates.items():
+        for (table, col, pairs), keys in merged.updates.items():
             values = self._clock(table, dict(pairs), update=True)
             names = tuple(values)
             if len(keys) == 1:

@@ -12,6 +12,7 @@ then its flags and status) while turning thousands of statements into a handful.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +69,30 @@ class WriteSet:
 
     def extend(self, other: WriteSet) -> None:
         self.ops.extend(other.ops)
+
+
+@dataclass
+class MergedOps:
+    """Ops merged for the three phases: deletes by (table, key column) → keys, inserts by
+    table → rows, updates by (table, key column, sorted values) → keys; each dict keeps
+    the order its keys first appeared in."""
+
+    deletes: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    inserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    updates: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Any]] = field(
+        default_factory=dict
+    )
+
+
+def merge_ops(ops: Iterable[Op]) -> MergedOps:
+    """The ops of one or many write sets, merged for the three phases (module docstring)."""
+    m = MergedOps()
+    for op in ops:
+        if isinstance(op, Delete):
+            m.deletes.setdefault((op.table, op.key_column), []).append(op.key_value)
+        elif isinstance(op, Insert):
+            m.inserts.setdefault(op.table, []).extend(op.rows)
+        else:
+            key = (op.table, op.key_column, tuple(sorted(op.values.items())))
+            m.updates.setdefault(key, []).append(op.key_value)
+    return m

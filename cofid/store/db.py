@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Connection, Engine
 
-from cofid.domain.ops import Delete, Insert, Op
+from cofid.domain.ops import Op, merge_ops
 from cofid.store import raw_sql
 from cofid.store import tables as t
 from cofid.store.disk_full import is_disk_full
@@ -211,17 +211,7 @@ def execute_seed_ops(conn: Connection, ops: Iterable[Op], *, fields: bool = Fals
     with the statements of cofid.store.raw_sql (prepared once, values converted as
     SQLAlchemy would). The ops name tables and columns as the seed does, or, with
     `fields`, by their field names (translated once per merged statement, not per row)."""
-    deletes: dict[tuple[str, str], list[Any]] = {}
-    inserts: dict[str, list[dict[str, Any]]] = {}
-    updates: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Any]] = {}
-    for op in ops:
-        if isinstance(op, Delete):
-            deletes.setdefault((op.table, op.key_column), []).append(op.key_value)
-        elif isinstance(op, Insert):
-            inserts.setdefault(op.table, []).extend(op.rows)
-        else:
-            key = (op.table, op.key_column, tuple(sorted(op.values.items())))
-            updates.setdefault(key, []).append(op.key_value)
+    merged = merge_ops(ops)
     if fields:
         def table(name: str) -> sa.Table:
             return t.table_of(name)
@@ -234,14 +224,14 @@ def execute_seed_ops(conn: Connection, ops: Iterable[Op], *, fields: bool = Fals
 
         def column(tbl: str, name: str) -> str:
             return name
-    for (tbl, col), doomed in deletes.items():
+    for (tbl, col), doomed in merged.deletes.items():
         raw_sql.delete_in(conn, table(tbl), column(tbl, col), doomed)
-    for tbl, rows in inserts.items():
+    for tbl, rows in merged.inserts.items():
         raw_sql.insert_rows(conn, table(tbl), rows, partial(column, tbl) if fields else None)
     # Updates that set the same values merge into one WHERE key IN (...); the rest (one
     # row each, e.g. a call's language and duration) go as one executemany per column set.
     singles: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = {}
-    for (tbl, col, pairs), keys in updates.items():
+    for (tbl, col, pairs), keys in merged.updates.items():
         values = {column(tbl, k): v for k, v in pairs}
         if len(keys) == 1:
             singles.setdefault((tbl, col, tuple(values)), []).append({"_key": keys[0], **values})

@@ -25,14 +25,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from cofid.store.writes import utcnow
-from cofid.testing.batches import write_fixture_batch
 from protos.cofi.v1 import cofi_pb2 as pb
-from tests.reliability.daemon import SimWorkers, wait_for, wav_bytes
+from tests.reliability.daemon import SimWorkers, wait_for
 from tests.reliability.test_daemon_crash import (
     HISTORY,
     Harness,
@@ -41,7 +39,7 @@ from tests.reliability.test_daemon_crash import (
     dump,
     wait_results,
 )
-from tests.reliability.test_seed_queries_crash import configure, outcome
+from tests.reliability.test_seed_queries_crash import configure, make_batch, outcome
 from tests.store.test_seed_queries import run_seed_query
 
 STAGES = ("stt", "llm2")
@@ -61,19 +59,6 @@ def workers():
     w.close()
 
 
-def make_batch(root: Path) -> list[str]:
-    """The fixture batch with real audio (3 s for the short call, 6–9 s for the rest; the
-    corrupt call stays undecodable), dropped into `root` with its marker."""
-    staging = root / ".staging"
-    exp = write_fixture_batch(staging, extra_calls=EXTRA_CALLS)
-    for i, name in enumerate(exp["files"]):
-        if "corrupt" not in name:
-            (staging / name).write_bytes(wav_bytes(3.0 if "short" in name else 6.0 + i % 4, i))
-    staging.rename(root / "b1")
-    (root / "b1" / ".ready").touch()
-    return exp["files"]
-
-
 def _as_dict(m) -> dict:
     return m if isinstance(m, dict) else json.loads(m or "{}")
 
@@ -81,7 +66,7 @@ def _as_dict(m) -> dict:
 def test_reaudit_killed_twice_resumes_under_its_task(zoned_db_url, workers, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    names = make_batch(root)
+    names = make_batch(root, EXTRA_CALLS)
     status = {name: outcome(name) for name in names}
     transcribed = sorted(n for n in names if status[n] == "Complete")
     corrupt = next(n for n in names if status[n] == "Failed")

@@ -61,11 +61,11 @@ def workers():
     w.close()
 
 
-def make_batch(root: Path) -> list[str]:
+def make_batch(root: Path, extra_calls: int = EXTRA_CALLS) -> list[str]:
     """The fixture batch with real audio (3 s for the short call, 6–9 s for the rest; the
     corrupt call stays undecodable), dropped into `root` with its marker."""
     staging = root / ".staging"
-    exp = write_fixture_batch(staging, extra_calls=EXTRA_CALLS)
+    exp = write_fixture_batch(staging, extra_calls=extra_calls)
     for i, name in enumerate(exp["files"]):
         if "corrupt" not in name:
             (staging / name).write_bytes(wav_bytes(3.0 if "short" in name else 6.0 + i % 4, i))
