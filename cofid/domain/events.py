@@ -37,25 +37,35 @@ class Event:
     id: int = 0  # assigned by the bus when the event is committed
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def values(self) -> tuple[Any, ...]:
+        """The batch_execution_log row but its id (the database gives it), in the order
+        of VALUE_FIELDS."""
+        return (
+            self.batch_id,
+            self.timestamp,
+            self.stage,
+            self.event_type,
+            self.file_name,
+            self.gpu,
+            to_json_text(self.payload),
+            to_json_text(self.response),
+            self.status,
+            truncate(self.error_message, TEXT_LIMIT),
+            self.total_files,
+            self.processed_files,
+            self.metadata,
+        )
+
     def row(self) -> dict[str, Any]:
         """The batch_execution_log row, by field name (the store maps them to the seed's
         columns with cofid.store.tables.to_columns)."""
-        return {
-            "id": self.id,
-            "batch_id": self.batch_id,
-            "timestamp": self.timestamp,
-            "stage": self.stage,
-            "event_type": self.event_type,
-            "file_name": self.file_name,
-            "gpu_ip": self.gpu,
-            "payload": to_json_text(self.payload),
-            "response": to_json_text(self.response),
-            "status": self.status,
-            "error_message": truncate(self.error_message, TEXT_LIMIT),
-            "total_files": self.total_files,
-            "processed_files": self.processed_files,
-            "metadata": self.metadata,
-        }
+        return {"id": self.id, **dict(zip(VALUE_FIELDS, self.values(), strict=True))}
+
+
+# The batch_execution_log fields of Event.values(), by field name.
+VALUE_FIELDS = ("batch_id", "timestamp", "stage", "event_type", "file_name", "gpu_ip",
+                "payload", "response", "status", "error_message", "total_files",
+                "processed_files", "metadata")
 
 
 def stage_outcome(ok: int, failed: int) -> EventStatus:
@@ -100,5 +110,14 @@ def _shorten(value: Any) -> Any:
 def to_json_text(value: Any) -> str | None:
     if value is None:
         return None
+    try:
+        # Most payloads are small plain JSON: encoded as they are, no string in them can
+        # be longer than the whole text, so shortening would change nothing.
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # bytes, or a value only default=str can write
+        pass
+    else:
+        if len(text) <= TEXT_LIMIT:
+            return text
     text = json.dumps(_shorten(value), ensure_ascii=False, default=str)
     return truncate(text, PAYLOAD_LIMIT)

@@ -5,7 +5,9 @@ failed and LLM1's trades. So the engine recomputes them, in the transaction of t
 that changed one of these (the writer's `after` step, cofid.store.verdicts.recompute):
 LLM1 done (confirmed / mismatch), a gate that settled the call (ShortCall,
 UnsupportedLanguage), and a failure at a stage the verdict depends on (call_unusable).
-Other outcomes leave the verdict as it was, so they cost no reads.
+Other outcomes leave the verdict as it was, so they cost no reads — nor does an outcome
+of a call this run knows has no trade mapped to it (LLM1's context read its mapped
+trades: none), since the recompute would find nothing to decide.
 """
 
 from __future__ import annotations
@@ -42,5 +44,9 @@ def verdicts_after(env: StageEnv, f: FileState, stage: Stage, outcome: Outcome) 
         or outcome == "gated"
     )
     if not decides:
+        return None
+    if f.carried.get("trades") == []:
+        # Trades are mapped to calls before the file stages run (the CSV steps and
+        # triaging), so the mapped trades this run read are still all there are.
         return None
     return verdict_rows.VerdictRefresh(f.batch_id, (f.audio_name,), env.verdict_rules)

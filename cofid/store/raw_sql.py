@@ -169,12 +169,6 @@ def _tuples(rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[tuple
     return [tuple(r[k] for k in keys) for r in rows]  # itemgetter of one gives no tuple
 
 
-def _insert_params(sh: _Shapes, table: sa.Table, rows: Sequence[dict[str, Any]]
-                   ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    given = tuple(rows[0])
-    return _values(sh, table, given, _tuples(rows, given))
-
-
 def insert_values(conn: Connection, table: sa.Table, names: tuple[str, ...],
                   base: list[tuple[Any, ...]]) -> None:
     """INSERT rows given as value tuples for the columns `names`, in executemany batches;
@@ -201,18 +195,18 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
         insert_values(conn, table, cols, _tuples(group, keys))
 
 
-def insert_returning_ids(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
-                         id_column: str = "id") -> list[int]:
-    """INSERT rows of one column set and return the ids the database gave them, in row
-    order: multi-row INSERT ... RETURNING where the dialect has it (SQLite 3.35+, MariaDB
-    10.5+), one INSERT per row otherwise (MySQL: the id of each from lastrowid). The ids
-    of one statement's rows rise in row order (SQLite's rowid, InnoDB's AUTO_INCREMENT),
-    so the returned ids are sorted before they are matched to the rows: RETURNING's own
-    row order is not promised."""
-    if not rows:
+def insert_returning_ids(conn: Connection, table: sa.Table, names: tuple[str, ...],
+                         base: list[tuple[Any, ...]], id_column: str = "id") -> list[int]:
+    """INSERT rows given as value tuples for the columns `names` and return the ids the
+    database gave them, in row order: multi-row INSERT ... RETURNING where the dialect
+    has it (SQLite 3.35+, MariaDB 10.5+), one INSERT per row otherwise (MySQL: the id of
+    each from lastrowid). The ids of one statement's rows rise in row order (SQLite's
+    rowid, InnoDB's AUTO_INCREMENT), so the returned ids are sorted before they are
+    matched to the rows: RETURNING's own row order is not promised."""
+    if not base:
         return []
     sh = shapes(conn.dialect)
-    names, params = _insert_params(sh, table, rows)
+    names, params = _values(sh, table, names, base)
     ids: list[int] = []
     if conn.dialect.insert_returning:
         for i in range(0, len(params), RETURNING_CHUNK):
