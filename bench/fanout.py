@@ -36,8 +36,9 @@ Decisions:
    grpc and protobuf work slows the engine. --clients process puts the same threads in
    one child process (python -m bench.fanout --child ...), which leaves the daemon's
    process to the daemon; batch_s shows the difference (and --subscribers 0 the engine
-   alone).
-
+   alone). Either way the clients run on this machine's cores: on a 2-core machine the
+   child's decoding (clients_cpu_s, its CPU from StartBatch to the batch's end, from
+   /proc/<pid>/stat) takes CPU time the daemon would have had.
 7. --batched: every subscriber asks for several events per message (WatchRequest.batched),
    as cofictl watch and the TUI do; without it, one event per message, as older clients.
 8. slowdown: the same batch (same files, same configuration) first runs with no
@@ -49,6 +50,10 @@ Decisions:
    median run by slowdown (the lower middle one for even N), every run's figures and the
    1-minute load average before and after it are under "runs"; dropped_all_runs,
    fell_behind_all_runs and latency_ms_p99_worst cover all of them.
+10. daemon_cpu_s: this process's CPU from StartBatch to the batch's end, every thread
+    (with --clients thread, the subscribers' own decoding too); cpu_slowdown = daemon_cpu_s
+    / the same of the batch alone: what the subscribers cost the daemon, whatever the
+    machine's other work does to its wall time.
 
 Prints one JSON object: per-subscriber and total events/s, dropped, fell_behind, latency
 percentiles, the batch's wall time and event count.
@@ -74,6 +79,7 @@ import sqlalchemy as sa
 import trio
 
 from bench import workload as w
+from bench.fair_load import process_cpu_s
 from cofid.api.auth import bearer_metadata
 from cofid.config import parse_config
 from cofid.daemon import serve_main
@@ -266,7 +272,8 @@ def client(address: str, service, files_dir: Path, subscribers: int, drain_s: fl
     after = trio.from_thread.run_sync(lambda: service.app.bus.last_id)
     channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     stub = pb_grpc.CofiStub(channel)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
+    child0 = process_cpu_s(proc.pid) if proc is not None else 0.0
     ref = stub.StartBatch(pb.StartBatchRequest(directory=str(files_dir)), metadata=md,
                           timeout=60)
     while True:
@@ -274,7 +281,8 @@ def client(address: str, service, files_dir: Path, subscribers: int, drain_s: fl
         if task.state not in ("queued", "running"):
             break
         time.sleep(0.05)
-    batch_s = time.time() - t0
+    batch_s, daemon_cpu_s = time.time() - t0, time.process_time() - cpu0
+    clients_cpu_s = process_cpu_s(proc.pid) - child0 if proc is not None else None
     channel.close()
     expected = expected_ids(db_url, after, subs)
     for s in subs:
@@ -296,7 +304,8 @@ def client(address: str, service, files_dir: Path, subscribers: int, drain_s: fl
         rows["calls_by_status"] = dict(c.execute(sa.select(t.call.c.status, sa.func.count())
                                                  .group_by(t.call.c.status)).all())
     engine.dispose()
-    return {"t0": t0, "batch_s": batch_s, "task_state": task.state, "subs": subs,
+    return {"t0": t0, "batch_s": batch_s, "daemon_cpu_s": daemon_cpu_s,
+            "clients_cpu_s": clients_cpu_s, "task_state": task.state, "subs": subs,
             "expected": expected, "rows": rows, "failures": len(task.failures)}
 
 
@@ -338,9 +347,9 @@ def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 
     trials = []
     for _ in range(runs):
         load0 = os.getloadavg()[0]
-        alone_s = _one_run(files, 0, buffer, drain_s, clients, batched)["batch_s"] if alone else None
+        alone_r = _one_run(files, 0, buffer, drain_s, clients, batched) if alone else None
         r = _one_run(files, subscribers, buffer, drain_s, clients, batched)
-        trials.append(summarize(files, subscribers, buffer, clients, batched, r, alone_s)
+        trials.append(summarize(files, subscribers, buffer, clients, batched, r, alone_r)
                       | {"load_average": [round(load0, 2), round(os.getloadavg()[0], 2)]})
     key = "slowdown" if alone else "batch_s"
     out = sorted(trials, key=lambda x: x[key])[(len(trials) - 1) // 2]  # the median run
@@ -353,13 +362,16 @@ def run(files: int, subscribers: int, *, buffer: int = 10_000, drain_s: float = 
     return out
 
 
-RUN_KEYS = ("slowdown", "batch_s", "alone_batch_s", "dropped", "unexpected", "fell_behind",
+RUN_KEYS = ("slowdown", "batch_s", "alone_batch_s", "cpu_slowdown", "daemon_cpu_s",
+            "alone_daemon_cpu_s", "clients_cpu_s", "dropped", "unexpected", "fell_behind",
             "latency_ms_p50", "latency_ms_p99", "load_average")
 
 
 def summarize(files: int, subscribers: int, buffer: int, clients: str, batched: bool,
-              r: dict[str, Any], alone_s: float | None) -> dict[str, Any]:
+              r: dict[str, Any], alone: dict[str, Any] | None) -> dict[str, Any]:
     t0 = r["t0"]
+    alone_s = alone["batch_s"] if alone else None
+    alone_cpu = alone["daemon_cpu_s"] if alone else None
     per = []
     all_lat: list[float] = []
     total = 0
@@ -390,6 +402,10 @@ def summarize(files: int, subscribers: int, buffer: int, clients: str, batched: 
         "batch_s": round(r["batch_s"], 2),
         "alone_batch_s": round(alone_s, 2) if alone_s else None,
         "slowdown": round(r["batch_s"] / alone_s, 3) if alone_s else None,
+        "daemon_cpu_s": round(r["daemon_cpu_s"], 2),
+        "alone_daemon_cpu_s": round(alone_cpu, 2) if alone_cpu else None,
+        "cpu_slowdown": round(r["daemon_cpu_s"] / alone_cpu, 3) if alone_cpu else None,
+        "clients_cpu_s": round(r["clients_cpu_s"], 2) if r["clients_cpu_s"] is not None else None,
         "files_per_s": round(files / r["batch_s"], 1) if r["batch_s"] else None,
         "event_rows": r["rows"]["events"],
         "calls_by_status": r["rows"]["calls_by_status"],

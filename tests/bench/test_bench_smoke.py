@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCHEDULE_KEYS = {"makespan_s", "lower_bound_s", "ratio", "first_completion_s",
@@ -18,7 +20,8 @@ SCHEDULE_KEYS = {"makespan_s", "lower_bound_s", "ratio", "first_completion_s",
                  "gpu_utilization", "wall_s"}
 FANOUT_KEYS = {"events_per_s_total", "events_per_s_per_subscriber", "dropped", "fell_behind",
                "latency_ms_p50", "latency_ms_p99", "per_subscriber", "batch_s", "wall_s",
-               "slowdown", "alone_batch_s"}
+               "slowdown", "alone_batch_s", "cpu_slowdown", "daemon_cpu_s",
+               "alone_daemon_cpu_s", "clients_cpu_s"}
 RESUME_KEYS = {"resume_first_result_s", "peak_rss_mb", "vm_hwm_mb", "rss_series_mb",
                "at_kill", "final", "wall_s"}
 UPLOAD_KEYS = {"total_ms", "upload_ms", "processing_ms", "states", "wall_s"}
@@ -105,6 +108,11 @@ def test_fanout_subscribers_in_a_child_process():
     # Six file stages and the distribution (issue 15), one each per file.
     assert out["per_subscriber"][2]["received"] == 12 * 7
     assert out["events_delivered"] == sum(p["received"] for p in out["per_subscriber"])
+    # The child's CPU is counted apart from the daemon's (both measured, both positive).
+    assert out["clients_cpu_s"] > 0 and out["daemon_cpu_s"] > 0
+    # (the figures are rounded to 10 ms, the ratio is of the unrounded ones)
+    assert out["cpu_slowdown"] == pytest.approx(
+        out["daemon_cpu_s"] / out["alone_daemon_cpu_s"], rel=0.1)
 
 
 def test_upload_latency_inprocess_worker():
