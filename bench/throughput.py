@@ -41,6 +41,7 @@ import logging
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,27 @@ from cofid.store.migrate import upgrade
 
 
 class InstantBackends(FakeBackends):
-    """FakeBackends whose chat is instant too: the rules engine's reply to a prompt is
-    computed once and reused (every call here has the same transcript), so the figures
-    measure cofi — prompts, engine, writer, store — not the offline rules engine."""
+    """FakeBackends whose chat and transcription are instant too: the rules engine's
+    reply to a prompt, and the transcript of a call of a given script and name length
+    (all the fake transcriber's segments depend on), are made once and reused (every call
+    here has the same script), so the figures measure cofi — prompts, engine, writer,
+    store — not the stand-ins for the model servers. Denoise and IVR still write their
+    derived file (a hard link), as cofid does with a remote server's reply."""
 
     def __init__(self, script) -> None:
         super().__init__(script=script)
         self._replies: dict[tuple[str, str], Any] = {}
+        self._transcripts: dict[tuple[Any, ...], Any] = {}
+
+    async def transcribe(self, audio, language):
+        key = (self.script(audio.name), len(audio.name), language)
+        result = self._transcripts.get(key)
+        if result is None:
+            result = self._transcripts[key] = await super().transcribe(audio, language)
+        else:
+            self._enter("stt", audio.name)
+            await trio.lowlevel.checkpoint()
+        return replace(result, request={"file": audio.name, "language": language})
 
     async def complete(self, request):
         key = (request.purpose, request.user)
