@@ -36,6 +36,25 @@ class ModelOutputError(BackendError):
     not a failure (a weak model must not take a healthy server out of the pool)."""
 
 
+# Statuses of a refused request that say the host itself is wrong, for every file: its
+# credentials (401, 403), its address or model name (404), the method of its endpoint (405).
+HOST_FAULT_STATUSES = frozenset({401, 403, 404, 405})
+
+
+def host_answered(exc: BaseException | None) -> bool:
+    """Whether a failed request still shows that its host works — for the circuit
+    breaker a sign of life, not a failure: the model's output was refused
+    (ModelOutputError), or this one input was (PermanentBackendError: undecodable audio,
+    a file too large, a request the model cannot serve, a file that could not be read to
+    send). A batch of corrupt recordings must not take healthy hosts out of the pool and
+    stall the good files behind them; a host refusing everyone (bad credentials, a wrong
+    address or model name) still does."""
+    if isinstance(exc, ModelOutputError):
+        return True
+    return (isinstance(exc, PermanentBackendError)
+            and exc.details.get("status") not in HOST_FAULT_STATUSES)
+
+
 class BackendTimeout(BackendError):
     """No (complete) reply in time: the host may be hung, so it is suspect at once
     (:meth:`cofid.backends.health.CircuitBreaker.record_timeout`)."""

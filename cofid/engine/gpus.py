@@ -97,8 +97,9 @@ class Gpu:
     ) -> None:
         """Feed the breaker; a timeout makes the host suspect at once (health rule 5), so
         the retry of the file that timed out goes to another host. A failed request the
-        host `answered` (the model's output was refused) counts in the error rate but is a
-        sign of life to the breaker: the server works, its model is weak."""
+        host `answered` (domain.ports.host_answered: the model's output, or this one input,
+        was refused) counts in the error rate but is a sign of life to the breaker: the
+        server works; its model is weak, or the file is bad."""
         self.outcomes.append(not ok)
         if not ok:
             self.requests_failed += 1

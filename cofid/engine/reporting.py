@@ -19,7 +19,7 @@ from cofid.domain.events import Event, batch_status_event, stage_outcome
 from cofid.domain.model import CallStatus, EventStatus, EventType, Stage, StageStatus
 from cofid.domain.ops import Insert, WriteSet
 from cofid.domain.pipeline import STAGES, FileState, status_walk
-from cofid.domain.ports import BackendTimeout, ModelOutputError
+from cofid.domain.ports import BackendTimeout, host_answered
 from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun
 from cofid.engine.verdicts import verdicts_after
@@ -42,7 +42,7 @@ class StageReporting:
         (and a log line) an operator sees."""
         was = gpu.healthy
         timed_out = isinstance(exc, BackendTimeout)
-        gpu.record(ok, seconds, timed_out=timed_out, answered=isinstance(exc, ModelOutputError))
+        gpu.record(ok, seconds, timed_out=timed_out, answered=host_answered(exc))
         if was == gpu.healthy:
             return
         if gpu.healthy:
