@@ -105,7 +105,7 @@ def insert_events(conn: Connection, events: Sequence[Event]) -> None:
     for at in range(0, len(events), RETURNING_CHUNK):
         chunk = events[at : at + RETURNING_CHUNK]
         ids = insert_returning_ids(conn, t.batch_execution_log, _EVENT_COLUMNS,
-                                          [e.values() for e in chunk])
+                                   [e.values() for e in chunk])
         for e, i in zip(chunk, ids, strict=True):
             e.id = i
 
