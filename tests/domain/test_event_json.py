@@ -6,7 +6,7 @@ text whichever path (plain small payload or shortened one) produced it."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,7 +51,7 @@ def test_long_strings_bytes_and_other_values_are_shortened():
     stored = json.loads(to_json_text({"reply": long, "audio": b"\x00" * 7}))
     assert stored["reply"] == "x" * TEXT_LIMIT + "… [10 more characters]"
     assert stored["audio"] == "<7 bytes>"
-    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert json.loads(to_json_text({"at": when})) == {"at": str(when)}
 
 
