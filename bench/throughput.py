@@ -14,8 +14,9 @@ Phase 2, the reference: the fair raw load (bench/fair_load.py). Every write the 
 makes — inserts, updates, deletes, events, the batch-level steps — is recorded in commit
 order during a second run of the same batch into a database of its own (the recording
 keeps every op and event alive: its memory and garbage-collector cost would otherwise be
-counted as the pipeline's; that run's CPU is `tapped_pipeline_cpu_s`), then replayed into a fresh database of the same kind through the
-raw DB-API driver (sqlite3 / PyMySQL, no SQLAlchemy): well-batched statements
+counted as the pipeline's; that run's CPU is `tapped_pipeline_cpu_s`), then replayed into
+a fresh database of the same kind through the raw DB-API driver (sqlite3 / PyMySQL, no
+SQLAlchemy): well-batched statements
 (executemany / multi-row INSERT, UPDATE ... WHERE key IN (...)), one transaction per 50
 files per stage. Its end state is compared with the recorded run's row for row
 (`fair_load.end_state`). `ratio_to_fair_load` = pipeline_s / fair_load_s (wall), and
