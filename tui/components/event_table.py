@@ -9,7 +9,7 @@ from tui.model import TITLES, EventRecord, format_time
 from tui.text import plain
 
 # Fixed widths: auto-sized columns depended on when rows arrived (a loaded machine drew
-# the same events with other widths); the last column takes what is left. Below
+# the same events with other widths); the last column takes what is left (_last_width). Below
 # WIDE_FROM columns the compact set keeps status and message on an 80-column screen.
 COLUMNS = (("time", 8), ("stage", 17), ("event", 14), ("file", 28), ("status", 10),
            ("gpu / message", None))
@@ -33,22 +33,37 @@ class EventTable(DataTable):
         self._events: dict[str, EventRecord] = {}
         self._shown: list[int] = []
         self._compact: bool | None = None
+        self._layout: tuple[bool, int | None] | None = None  # (compact, last column's width)
         # The selection across a column rebuild (a resize clears the rows and the cursor).
         self._held: tuple[int, EventRecord | None] = (0, None)
 
     def _columns(self) -> bool:
         """(Re)build the columns for this width; True when they changed (rows are gone)."""
         compact = 0 < self.size.width < WIDE_FROM
-        if compact == self._compact:
+        spec = COMPACT if compact else COLUMNS
+        layout = (compact, self._last_width(spec))
+        if layout == self._layout:
             return False
-        self._compact = compact
+        self._layout, self._compact = layout, compact
         if self.row_count:
             self._held = (self.cursor_row, self.current())
         self.clear(columns=True)
         self._shown = []
-        for label, width in COMPACT if compact else COLUMNS:
-            self.add_column(label, width=width)
+        for label, width in spec:
+            self.add_column(label, width=width if width is not None else layout[1])
         return True
+
+    def _last_width(self, spec: tuple[tuple[str, int | None], ...]) -> int | None:
+        """What the fixed columns leave of the table's width for the last one (cell
+        padding and a vertical scrollbar's room taken off): a DataTable's auto width only
+        ever grows with the rows it has shown, so the same rows were drawn with other
+        widths. None while the table has no width yet (it is rebuilt on resize)."""
+        if self.size.width <= 0:
+            return None
+        pad = 2 * self.cell_padding
+        used = sum(w + pad for _label, w in spec if w is not None) + pad
+        used += self.styles.scrollbar_size_vertical
+        return max(len(spec[-1][0]), self.size.width - used)
 
     def on_mount(self) -> None:
         self._columns()
