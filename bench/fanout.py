@@ -329,10 +329,7 @@ def _one_run(files: int, subscribers: int, buffer: int, drain_s: float, clients:
              batched: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        files_dir = tmp / "batch"
-        files_dir.mkdir()
-        for i in range(files):
-            (files_dir / w.file_name(i)).touch()
+        files_dir = w.placeholder_batch(tmp / "batch", files)
         cfg = parse_config(bench_config(tmp, subscribers, buffer))
         return trio.run(_serve_and_run, cfg, files_dir, subscribers, drain_s, clients, batched)
 

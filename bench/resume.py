@@ -267,9 +267,7 @@ def run(files: int, db: str = "sqlite", *, half: float = 0.5, segments: int = 50
                       "--answers", str(answers), "--slots", str(slots)]
             half_s = None
             if state is None or not _kept_state(state, tmp / "data" / "cofi.db"):
-                batch_dir.mkdir()
-                for i in range(files):
-                    (batch_dir / w.file_name(i)).touch()
+                w.placeholder_batch(batch_dir, files)
                 t1 = time.perf_counter()
                 p1 = _child(["--phase", "half", "--dir", str(batch_dir), "--target",
                              str(target), "--rss-file", str(tmp / "half_rss.json"), *common])

@@ -208,13 +208,6 @@ def bulk_load(src_url: str, dst_url: str, chunk: int = 1000) -> tuple[float, flo
         dst.dispose()
 
 
-def _batch_dir(path: Path, files: int) -> Path:
-    path.mkdir()
-    for i in range(files):
-        (path / w.file_name(i)).touch()
-    return path
-
-
 def _server_cpu(server: Any) -> float:
     return fl.process_cpu_s(server.proc.pid) if server is not None else 0.0
 
@@ -241,7 +234,7 @@ def run(files: int, db: str, *, segments: int = 50, answers: int = 30, slots: in
                 dst_url = f"sqlite:///{tmp / 'bulk' / 'bulk.db'}"
                 fair_url = f"sqlite:///{tmp / 'fair' / 'fair.db'}"
                 tapped_url = f"sqlite:///{tmp / 'tapped' / 'cofi.db'}"
-            batch_dir = _batch_dir(tmp / "batch", files)
+            batch_dir = w.placeholder_batch(tmp / "batch", files)
             cfg = parse_config(bench_config(src_url, tmp / "data", answers, file_start_events))
             s0 = _server_cpu(server)
             p = trio.run(_pipeline, cfg, batch_dir, slots, segments)
@@ -257,7 +250,7 @@ def run(files: int, db: str, *, segments: int = 50, answers: int = 30, slots: in
                 tapped_cfg = parse_config(bench_config(tapped_url, tmp / "tapped", answers,
                                                        file_start_events))
                 with tap.installed():
-                    tapped = trio.run(_pipeline, tapped_cfg, _batch_dir(tmp / "batch2", files),
+                    tapped = trio.run(_pipeline, tapped_cfg, w.placeholder_batch(tmp / "batch2", files),
                                       slots, segments)
                 p["tapped_pipeline_cpu_s"] = tapped["pipeline_cpu_s"]
                 fair_out = _fair(tap, tapped_url, fair_url, server)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 STAGES: tuple[str, ...] = ("denoise", "ivr", "lid", "stt", "llm1", "llm2")
 COSTS: dict[str, tuple[float, float]] = {  # stage: (fixed s, s per audio second)
@@ -54,6 +55,15 @@ def ordered(durs: list[float], order: str) -> list[float]:
 def file_name(i: int) -> str:
     """The placeholder audio name of file i (sorted names keep the workload order)."""
     return f"call_{i:06d}.wav"
+
+
+def placeholder_batch(directory: Path, files: int) -> Path:
+    """A batch directory of `files` empty placeholder calls (file_name(i)): the instant
+    fake backends never read them."""
+    directory.mkdir()
+    for i in range(files):
+        (directory / file_name(i)).touch()
+    return directory
 
 
 def service_s(stage: str, duration_s: float) -> float:

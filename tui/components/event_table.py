@@ -32,7 +32,6 @@ class EventTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self._events: dict[str, EventRecord] = {}
         self._shown: list[int] = []
-        self._compact: bool | None = None
         self._layout: tuple[bool, int | None] | None = None  # (compact, last column's width)
         # The selection across a column rebuild (a resize clears the rows and the cursor).
         self._held: tuple[int, EventRecord | None] = (0, None)
@@ -44,7 +43,7 @@ class EventTable(DataTable):
         layout = (compact, self._last_width(spec))
         if layout == self._layout:
             return False
-        self._layout, self._compact = layout, compact
+        self._layout = layout
         if self.row_count:
             self._held = (self.cursor_row, self.current())
         self.clear(columns=True)
@@ -84,7 +83,7 @@ class EventTable(DataTable):
             (row, keep), self._held = self._held, (0, None)
         self.clear()
         self._events = {}
-        short = bool(self._compact)
+        short = self._layout is not None and self._layout[0]
         for e in reversed(events):
             key = str(e.id)
             self._events[key] = e
