@@ -318,7 +318,9 @@ class CofiApp(HealthFacts, App):
             self._dirty = True
 
     def _refresh_if_dirty(self) -> None:
-        if not self._dirty:
+        # Not while the app shuts down: its screens' widgets are being removed, and a
+        # last timer tick would look for them (NoMatches).
+        if not self._dirty or not self.is_running:
             return
         self._dirty = False
         for screen in self.screen_stack:
