@@ -39,6 +39,13 @@ from cofid.backends.base import (
 def _copy(src: Path, dst: Path) -> None:
     """The "processed" audio is the input's bytes (a hard link when possible: benchmarks
     run thousands of files), so later stages — fake or remote — can read it."""
+    try:
+        # The common case in one system call (a link appears whole, so it is atomic too):
+        # the general case's four cost ~55 µs a file against ~19 µs (ext4, KVM).
+        os.link(src, dst)
+        return
+    except OSError:
+        pass  # there already (a re-run), no directory yet, or no hard links here
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)

@@ -20,8 +20,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -185,31 +184,30 @@ class GpuPool:
                     return g
         return best
 
-    @asynccontextmanager
-    async def slot(
+    def slot(
         self, priority: int, preferred: str | None = None, capability: str | None = None
-    ) -> AsyncIterator[Gpu]:
-        """A slot of the lane that serves `capability` (None: the main lane)."""
+    ) -> Slot:
+        """A slot of the lane that serves `capability` (None: the main lane), for
+        `async with`: it yields the GPU and gives the slot back on exit."""
+        return Slot(self, priority, preferred, capability)
+
+    async def _acquire(self, priority: int, preferred: str | None, capability: str | None) -> Gpu:
         gpu = self._pick(preferred, capability) if not self._waiters else None
-        if gpu is None:
-            waiter = _Waiter((-priority, next(self._seq)), preferred, trio.Event(), capability)
-            heapq.heappush(self._waiters, waiter)
-            self._dispatch()
-            try:
-                await waiter.event.wait()
-            except BaseException:
-                waiter.cancelled = True
-                if waiter.granted is not None:
-                    self._release(waiter.granted, capability)
-                raise
-            gpu = waiter.granted
-            assert gpu is not None
-        else:
+        if gpu is not None:
             gpu.take(gpu.lane(capability))
+            return gpu
+        waiter = _Waiter((-priority, next(self._seq)), preferred, trio.Event(), capability)
+        heapq.heappush(self._waiters, waiter)
+        self._dispatch()
         try:
-            yield gpu
-        finally:
-            self._release(gpu, capability)
+            await waiter.event.wait()
+        except BaseException:
+            waiter.cancelled = True
+            if waiter.granted is not None:
+                self._release(waiter.granted, capability)
+            raise
+        assert waiter.granted is not None
+        return waiter.granted
 
     def _release(self, gpu: Gpu, capability: str | None = None) -> None:
         gpu.give_back(gpu.lane(capability))
@@ -237,3 +235,25 @@ class GpuPool:
     def kick(self) -> None:
         """Re-dispatch after a health change (a GPU came back)."""
         self._dispatch()
+
+
+class Slot:
+    """One `GpuPool.slot` claim (a class, not an @asynccontextmanager: an async generator
+    per GPU request cost trio's generator bookkeeping on every stage of every file)."""
+
+    __slots__ = ("_pool", "_priority", "_preferred", "_capability", "_gpu")
+
+    def __init__(self, pool: GpuPool, priority: int, preferred: str | None,
+                 capability: str | None) -> None:
+        self._pool, self._priority = pool, priority
+        self._preferred, self._capability = preferred, capability
+        self._gpu: Gpu | None = None
+
+    async def __aenter__(self) -> Gpu:
+        self._gpu = await self._pool._acquire(self._priority, self._preferred, self._capability)
+        return self._gpu
+
+    async def __aexit__(self, *exc: object) -> None:
+        gpu, self._gpu = self._gpu, None
+        if gpu is not None:
+            self._pool._release(gpu, self._capability)

@@ -27,6 +27,7 @@ from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, needs_stage
 from cofid.domain.questions import QuestionSet
+from cofid.engine.channels import hand_on
 from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun, RetryPolicy
 from cofid.engine.reporting import StageReporting, processing_log
@@ -155,7 +156,7 @@ class Engine(StageReporting):
                     # Failed files travel on too (later stages count them as skipped), so
                     # every stage's done + failed + skipped adds up to the run's files.
                     if send is not None and not run.draining:
-                        await send.send(f)
+                        await hand_on(send, f)
             finally:
                 if send is not None:
                     await send.aclose()

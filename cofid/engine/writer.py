@@ -23,6 +23,7 @@ import trio
 from cofid.domain.events import Event
 from cofid.domain.ops import Op
 from cofid.engine.bus import EventBus, max_event_id
+from cofid.engine.channels import hand_on
 from cofid.store.db import Database, DatabaseUnavailable
 from cofid.store.writes import AfterStep, EventIds, Step, commit_group
 
@@ -71,11 +72,11 @@ class Writer:
 
     async def post(self, ops: list[Op], events: list[Event] | None = None) -> None:
         """Queue a write set without waiting for it (events, logs); ordered with the rest."""
-        await self._send.send(_Item(ops, events or []))
+        await hand_on(self._send, _Item(ops, events or []))
 
     async def _wait(self, item: _Item) -> None:
         assert item.done is not None
-        await self._send.send(item)
+        await hand_on(self._send, item)
         await item.done.wait()
         if item.error is not None:
             raise item.error

@@ -8,15 +8,22 @@ from cofid.backends.base import AudioRef, Backends, DenoiseResult
 from cofid.domain.model import Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, derived_audio_path
-from cofid.stages.base import NoGate, StageEnv, Summary, mark_done, register, summary_of
+from cofid.stages.base import (
+    NoGate,
+    StageEnv,
+    Summary,
+    mark_done,
+    output_path,
+    register,
+    summary_of,
+)
 
 
 class DenoiseStage(NoGate):
     stage = Stage.DENOISE
 
     async def call(self, env: StageEnv, f: FileState, backends: Backends, ctx: None) -> DenoiseResult:
-        out = Path(derived_audio_path(env.work_dir, f, Stage.DENOISE))
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = output_path(derived_audio_path(env.work_dir, f, Stage.DENOISE))
         return await backends.denoise.denoise(AudioRef(Path(f.path), f.audio_name), out)
 
     def writes(self, f: FileState, result: DenoiseResult, ctx: None) -> tuple[WriteSet, Summary]:

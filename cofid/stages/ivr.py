@@ -8,15 +8,22 @@ from cofid.backends.base import AudioRef, Backends, IvrResult
 from cofid.domain.model import Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, audio_for_stage, derived_audio_path
-from cofid.stages.base import NoGate, StageEnv, Summary, mark_done, register, summary_of
+from cofid.stages.base import (
+    NoGate,
+    StageEnv,
+    Summary,
+    mark_done,
+    output_path,
+    register,
+    summary_of,
+)
 
 
 class IvrStage(NoGate):
     stage = Stage.IVR
 
     async def call(self, env: StageEnv, f: FileState, backends: Backends, ctx: None) -> IvrResult:
-        out = Path(derived_audio_path(env.work_dir, f, Stage.IVR))
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = output_path(derived_audio_path(env.work_dir, f, Stage.IVR))
         src = Path(audio_for_stage(f, Stage.IVR, env.work_dir))
         return await backends.ivr.trim(AudioRef(src, f.audio_name), out)
 
