@@ -56,7 +56,7 @@ from cofid.backends.fake import FakeBackends, FakeCall
 from cofid.backends.health import CircuitBreaker
 from cofid.config import parse_config
 from cofid.engine.gpus import Gpu
-from cofid.service.app import open_app
+from cofid.service.app import freeze_startup_heap, open_app
 from cofid.store import tables as t
 from cofid.store.db import create_engine
 from cofid.store.migrate import upgrade
@@ -237,6 +237,7 @@ def run(files: int, db: str, *, segments: int = 50, answers: int = 30, slots: in
             batch_dir = w.placeholder_batch(tmp / "batch", files)
             cfg = parse_config(bench_config(src_url, tmp / "data", answers, file_start_events))
             s0 = _server_cpu(server)
+            freeze_startup_heap()  # as cofid serve and run-batch do before the App opens
             p = trio.run(_pipeline, cfg, batch_dir, slots, segments)
             rss_peak = vm_hwm_mb()
             time.sleep(1.0)

@@ -15,7 +15,7 @@ from cofid.backends.probe import ProbeResult
 from cofid.config import Config
 from cofid.engine.plan_run import PlanRun
 from cofid.service import batches
-from cofid.service.app import open_app
+from cofid.service.app import freeze_startup_heap, open_app
 from cofid.service.errors import BatchInputError
 from cofid.store import batches as batch_rows
 from cofid.store import verdicts as verdict_rows
@@ -125,6 +125,7 @@ def run_batch_command(cfg: Config, directory: Path, *, as_json: bool,
                       probe_results: Sequence[ProbeResult] = ()) -> int:
     try:
         try:
+            freeze_startup_heap()
             s = trio.run(_run, cfg, directory, as_json, probe_results)
         except BaseExceptionGroup as group:
             raise _one(group) from None

@@ -34,6 +34,7 @@ def serve_command(cfg: Config, watch: bool,
                   probe_results: Sequence[Any] = ()) -> int:
     from cofid.api.server import ListenError
     from cofid.daemon import serve_main
+    from cofid.service.app import freeze_startup_heap
 
     logging.basicConfig(
         level=getattr(logging, cfg.service.log_level, logging.INFO),
@@ -41,6 +42,7 @@ def serve_command(cfg: Config, watch: bool,
     )
     try:
         try:
+            freeze_startup_heap()
             trio.run(lambda: serve_main(cfg, watch=watch, on_ready=on_ready,
                                         probe_results=probe_results))
         except BaseExceptionGroup as eg:

@@ -33,11 +33,17 @@ class RenderedTranscript:
     text: str
 
 
+class SegmentDicts(list[dict[str, Any]]):
+    """A transcript whose segments are segment_dict()'s output already (the STT stage
+    makes its result's so): prepare_transcript uses them as they are instead of copying
+    each one. Read-only once made, like RenderedTranscript.segments."""
+
+
 def prepare_transcript(
     segments: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS
 ) -> RenderedTranscript:
     """`segments` rendered once, for every request built from them (rule 3)."""
-    dicts = [segment_dict(s) for s in segments]
+    dicts = segments if type(segments) is SegmentDicts else [segment_dict(s) for s in segments]
     return RenderedTranscript(source=segments, segments=dicts, text=_render(dicts, max_chars))
 
 

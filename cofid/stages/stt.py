@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from cofid.backends.base import AudioRef, Backends, SttResult
 from cofid.domain.model import CallStatus, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, audio_for_stage, stt_gate
+from cofid.domain.transcript_render import SegmentDicts
 from cofid.stages.base import (
     NoGate,
     StageEnv,
@@ -66,9 +66,17 @@ class SttStage(NoGate):
         return ws, summary_of(result)
 
 
-def transcript_dicts(r: SttResult) -> list[dict[str, Any]]:
-    """The transcript as the LLM stages read it (the shape the store's reader returns)."""
-    return [{"start": s.start, "end": s.end, "text": s.text, "speaker": s.speaker} for s in r.segments]
+def transcript_dicts(r: SttResult) -> SegmentDicts:
+    """The transcript as the LLM stages read it: each segment as segment_dict() makes it
+    (floats, the text, the speaker only when known), so their prompts take it as it is."""
+    out = SegmentDicts()
+    append = out.append
+    for s in r.segments:
+        d = {"start": float(s.start), "end": float(s.end), "text": str(s.text)}
+        if s.speaker:
+            d["speaker"] = str(s.speaker)
+        append(d)
+    return out
 
 
 register(SttStage())

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from cofid.backends.base import Segment
+from cofid.backends.base import Segment, SttResult
 from cofid.domain import prompts
 from cofid.domain.pipeline import FileState
 from cofid.domain.questions import default_question_set
 from cofid.stages.llm_inputs import LlmContext
+from cofid.stages.stt import transcript_dicts
 from tests.domain import prompts_reference as ref
 
 WORDS = [
@@ -187,3 +188,31 @@ def test_llm2_reuses_llm1s_rendering_only_in_the_same_run() -> None:
     assert f.carried["prepared_call"] is again
     f.carried.clear()  # LLM2's writes: the file's run is over
     assert LlmContext(c["transcript"], c["call_metadata"], c["trades"]).prepared(f) is not first
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_stt_stages_transcript_gives_the_requests_of_the_stores(seed: int) -> None:
+    """STT carries its result as SegmentDicts (taken as they are, not copied); the
+    requests equal those of the same transcript read back from the store, and those of
+    the old builders."""
+    c = _case(seed)
+    rng = random.Random(seed)
+    segments = [
+        Segment(start=float(i), end=i + rng.choice([0.5, 1.0, 2.25]),
+                text=" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))),
+                speaker=rng.choice([None, "", "agent", "डीलर"]))
+        for i in range(rng.choice([0, 1, 7, 50]))
+    ]
+    carried = transcript_dicts(SttResult(segments=tuple(segments), language="en", duration_s=60.0))
+    stored = [{"start": s.start, "end": s.end, "text": s.text, "speaker": s.speaker}
+              for s in segments]
+    for kwargs in [{"transcript": carried}, {"transcript": stored}]:
+        base = {"templates": c["templates"], "call_metadata": c["call_metadata"],
+                "trades": c["trades"], **kwargs}
+        assert _dumped(prompts.build_llm1_request(**base)) == _dumped(
+            ref.build_llm1_request(**{**base, "transcript": stored}))
+        llm2 = {**base, "extracted_trades": c["extracted_trades"], "questions": c["questions"]}
+        assert _dumped(prompts.build_llm2_request(**llm2)) == _dumped(
+            ref.build_llm2_request(**{**llm2, "transcript": stored}))
+    # Taken as they are: the preparation's segments are the carried list itself.
+    assert prompts.prepare_call(carried, None, []).transcript.segments is carried
