@@ -216,3 +216,25 @@ def test_the_stt_stages_transcript_gives_the_requests_of_the_stores(seed: int) -
             ref.build_llm2_request(**{**llm2, "transcript": stored}))
     # Taken as they are: the preparation's segments are the carried list itself.
     assert prompts.prepare_call(carried, None, []).transcript.segments is carried
+
+
+def test_one_question_sets_parts_are_made_once_and_shared() -> None:
+    """LLM2's schema, question dicts and lines depend on the questions only: made once
+    per question set (by value: an equal tuple made anew shares them too), never shared
+    by another set."""
+    qs = default_question_set().questions
+    a, b = _case(1), _case(2)
+    one = prompts.build_llm2_request(templates=None, transcript=a["transcript"],
+                                     call_metadata=None, trades=[], extracted_trades=[],
+                                     questions=qs)
+    two = prompts.build_llm2_request(templates=None, transcript=b["transcript"],
+                                     call_metadata=None, trades=[], extracted_trades=[],
+                                     questions=tuple(list(qs)))
+    assert one.schema is two.schema
+    assert one.context["questions"] is two.context["questions"]
+    fewer = prompts.build_llm2_request(templates=None, transcript=a["transcript"],
+                                       call_metadata=None, trades=[], extracted_trades=[],
+                                       questions=qs[3:])
+    assert fewer.schema is not one.schema
+    assert fewer.schema["properties"]["answers"]["required"] == [q.id for q in qs[3:]]
+    assert [q["id"] for q in fewer.context["questions"]] == [q.id for q in qs[3:]]
