@@ -14,8 +14,9 @@ The replay then writes the same rows into a fresh database through the DB-API dr
 (sqlite3 / PyMySQL), no SQLAlchemy: the statements recorded verbatim as they were, and
 the file-stage results **one transaction per 50 files per stage** (denoise's first 50
 files, its next 50, ..., then ivr's, ...), each transaction in the pipeline's three
-phases: DELETE ... WHERE key IN (...) per table, INSERT by executemany per table and
-column set (PyMySQL turns it into multi-row INSERTs), UPDATEs that set the same values
+phases: DELETE ... WHERE key IN (...) per table, INSERT per table and column set as
+multi-row statements (SQLite: up to 512 rows each; MariaDB: executemany, which PyMySQL
+turns into multi-row INSERTs), UPDATEs that set the same values
 merged into one WHERE key IN (...), the rest one executemany per column set (on
 MySQL/MariaDB, where that is a round trip per row, one UPDATE ... SET c = CASE key WHEN
 ... END per 200 rows), then the events (their ids given). Values are converted to what the driver takes (the columns'
@@ -33,6 +34,7 @@ named in `ids_differ`.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +47,7 @@ from sqlalchemy.engine import Engine
 
 from cofid.domain.ops import Insert, Op, merge_ops
 from cofid.engine import writer as writer_mod
+from cofid.store import raw_sql
 from cofid.store import tables as t
 from cofid.store.writes import to_seed_op
 
@@ -221,6 +224,9 @@ class Prepared:
         self.q = dialect.identifier_preparer.quote
         self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._procs: dict[tuple[str, str], Any] = {}
+        probe = sqlite3.connect(":memory:")  # the same library the replay's driver uses
+        self._variables = probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        probe.close()
 
     def _proc(self, table: str, col: str) -> Any:
         key = (table, col)
@@ -314,12 +320,25 @@ class Prepared:
             names = tuple(full)
             groups.setdefault(names, []).append(
                 tuple(self._bind(table, n, full[n]) for n in names))
-        out = []
+        out: list[tuple[str, Any, bool]] = []
         for names, params in groups.items():
-            sql = (f"INSERT INTO {q(table)} ({', '.join(q(n) for n in names)}) "
-                   f"VALUES ({', '.join([m] * len(names))})")
-            out.append((sql, params, True))
+            head = f"INSERT INTO {q(table)} ({', '.join(q(n) for n in names)}) VALUES "
+            one = f"({', '.join([m] * len(names))})"
+            if self.dialect.name != "sqlite":
+                out.append((head + one, params, True))  # PyMySQL: multi-row INSERTs
+                continue
+            # SQLite: multi-row statements, faster than executemany's step per row
+            # (cofid.store.raw_sql's module docstring), in as few sizes as the writer's.
+            at = 0
+            for k in raw_sql.pieces(len(params), self._rows_per_statement(len(names))):
+                flat = tuple(v for p in params[at : at + k] for v in p)
+                out.append((head + ", ".join([one] * k), flat, False))
+                at += k
         return out
+
+    def _rows_per_statement(self, per_row: int) -> int:
+        fits = max(1, min(raw_sql.MAX_STATEMENT_ROWS, self._variables // per_row))
+        return 1 << (fits.bit_length() - 1)
 
 
 def replay(dst: Engine, txns: list[list[Verbatim | Item]]) -> dict[str, Any]:

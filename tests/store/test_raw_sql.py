@@ -219,3 +219,65 @@ def test_distribution_streamed_in_chunks_writes_what_insert_rows_wrote(db_url):
                               .where(c.c.batchId == ids[0])).one()
     assert tuple(clocks) == (1, 1)
     engine.dispose()
+
+
+def test_pieces_are_powers_of_two_that_add_up() -> None:
+    for most in (1, 2, 8, 512):
+        for n in [*range(0, 40), 511, 512, 513, 1023, 1500, 5000]:
+            sizes = list(raw_sql.pieces(n, most))
+            assert sum(sizes) == n
+            assert all(s <= most and s & (s - 1) == 0 for s in sizes)
+            assert sizes == sorted(sizes, reverse=True)
+            assert len([s for s in sizes if s < most]) <= most.bit_length()
+
+
+def test_many_rows_in_multi_row_statements_write_what_sqlalchemy_wrote(tmp_path, request):
+    """Row counts over and between the statement sizes, with a parameter limit small
+    enough to force many statements (SQLite) — the rows, their order (ids) and the
+    per-row UPDATE ... CASE values equal SQLAlchemy Core's, on SQLite and MariaDB."""
+    server = request.getfixturevalue("mariadb")
+    for limit in (None, 40):
+        urls = [(f"sqlite:///{tmp_path / f'a{limit}.db'}", f"sqlite:///{tmp_path / f'b{limit}.db'}"),
+                (server.create_database("many_a"), server.create_database("many_b"))]
+        for a_url, b_url in urls:
+            a = _many(a_url, raw=False, limit=None)
+            b = _many(b_url, raw=True, limit=limit)
+            assert a == b
+            assert len(b["transcript"]) == 37 * 29
+            ids = [r[0] for r in b["transcript"]]
+            assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def _many(url: str, *, raw: bool, limit: int | None) -> dict[str, list[tuple]]:
+    engine = create_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        bid = repo.create_batch(conn, batch_date=date(2026, 12, 3), source="batch",
+                                source_dir=None, process_id=1, category_mapping_id=1,
+                                pipeline={}, batch_number=None)
+        repo.distribute(conn, bid, [(f"f{i}.wav", f"/x/f{i}.wav", "g0") for i in range(37)],
+                        process_id=1, category_mapping_id=1)
+    with engine.connect() as conn:
+        calls = [(s.fd_id, s.call_id) for s in repo.load_files(conn, bid)]
+    ops: list[Op] = []
+    for n, (_fd, call_id) in enumerate(calls):
+        ws = WriteSet()
+        ws.insert("transcript", *({"call_id": call_id, "segment_index": i, "start_time": i * 1.0,
+                                   "end_time": i + 0.5, "text": f"{n}:{i}"} for i in range(29)))
+        ws.update("call", "id", call_id, lang="en", language_id=1, audio_duration=n + 0.25)
+        ops += ws.ops
+    sh = raw_sql.shapes(engine.dialect)
+    saved = sh._variables
+    try:
+        if limit is not None and sh.multi_row:
+            sh._variables = limit  # 40 parameters: 4 transcript rows a statement
+        with engine.begin() as conn:
+            if raw:
+                raw_execute_ops(conn, ops)
+            else:
+                sa_execute_seed_ops(conn, [to_seed_op(op) for op in ops])
+    finally:
+        sh._variables = saved
+    out = dump(engine)
+    engine.dispose()
+    return out
