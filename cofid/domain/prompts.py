@@ -307,7 +307,7 @@ class _Asked:
 @functools.lru_cache(maxsize=64)
 def _asked(questions: tuple[Question, ...]) -> _Asked:
     # Once per question set, not per call: a batch asks every call the same questions,
-    # and building these for 30 questions was a tenth of the engine's time per call.
+    # and building these for 30 questions took ~0.2 ms of every call's LLM2 request.
     return _Asked(
         schema=llm2_schema([q.id for q in questions]),
         dicts=[question_dict(q) for q in questions],

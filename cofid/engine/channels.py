@@ -1,10 +1,10 @@
 """Handing a value to a memory channel without a schedule point when it fits.
 
-trio's `send` always yields to the scheduler, even when the channel has room: a full
-trip through the run loop for each of the ~4 hand-offs a file makes per stage (the next
-stage's queue, the writer's queue, twice), about a tenth of the engine thread's CPU on
-instant backends. Where the sender awaits something right after anyway (the commit it
-queued, the next file), that yield buys nothing.
+trio's `send` always yields to the scheduler, even when the channel has room: a trip
+through the run loop for each of the three hand-offs a file makes per stage (its start
+event and its result to the writer's queue, the file to the next stage's), ~18,000 per
+1,000 files. Where the sender awaits something right after anyway (the commit it queued,
+the backend call, the next file), that yield buys nothing.
 """
 
 from __future__ import annotations
