@@ -114,17 +114,23 @@ def dump(engine) -> dict[str, list[tuple]]:
     return out
 
 
-def fill(url: str, *, raw: bool) -> tuple[dict[str, list[tuple]], list[int]]:
+def _distributed(url: str, files: int) -> tuple[sa.engine.Engine, list[tuple[int, int]]]:
+    """A fresh schema at `url` with one batch of `files` calls: the engine and the
+    calls' (file_distribution id, call id)."""
     engine = create_engine(url)
     upgrade(engine)
     with engine.begin() as conn:
         bid = repo.create_batch(conn, batch_date=date(2026, 12, 3), source="batch",
                                 source_dir=None, process_id=1, category_mapping_id=1,
                                 pipeline={}, batch_number=None)
-        repo.distribute(conn, bid, [(f"f{i}.wav", f"/x/f{i}.wav", "g0") for i in range(5)],
+        repo.distribute(conn, bid, [(f"f{i}.wav", f"/x/f{i}.wav", "g0") for i in range(files)],
                         process_id=1, category_mapping_id=1)
     with engine.connect() as conn:
-        calls = [(s.fd_id, s.call_id) for s in repo.load_files(conn, bid)]
+        return engine, [(s.fd_id, s.call_id) for s in repo.load_files(conn, bid)]
+
+
+def fill(url: str, *, raw: bool) -> tuple[dict[str, list[tuple]], list[int]]:
+    engine, calls = _distributed(url, 5)
     evs = events(7)
     # Twice: the second time the replace deletes what the first one wrote.
     for _ in range(2):
@@ -249,16 +255,7 @@ def test_many_rows_in_multi_row_statements_write_what_sqlalchemy_wrote(tmp_path,
 
 
 def _many(url: str, *, raw: bool, limit: int | None) -> dict[str, list[tuple]]:
-    engine = create_engine(url)
-    upgrade(engine)
-    with engine.begin() as conn:
-        bid = repo.create_batch(conn, batch_date=date(2026, 12, 3), source="batch",
-                                source_dir=None, process_id=1, category_mapping_id=1,
-                                pipeline={}, batch_number=None)
-        repo.distribute(conn, bid, [(f"f{i}.wav", f"/x/f{i}.wav", "g0") for i in range(37)],
-                        process_id=1, category_mapping_id=1)
-    with engine.connect() as conn:
-        calls = [(s.fd_id, s.call_id) for s in repo.load_files(conn, bid)]
+    engine, calls = _distributed(url, 37)
     ops: list[Op] = []
     for n, (_fd, call_id) in enumerate(calls):
         ws = WriteSet()
