@@ -224,9 +224,11 @@ class Prepared:
         self.q = dialect.identifier_preparer.quote
         self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._procs: dict[tuple[str, str], Any] = {}
-        probe = sqlite3.connect(":memory:")  # the same library the replay's driver uses
-        self._variables = probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        probe.close()
+        self._variables = 0
+        if dialect.name == "sqlite":
+            probe = sqlite3.connect(":memory:")  # the same library the replay's driver uses
+            self._variables = probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            probe.close()
 
     def _proc(self, table: str, col: str) -> Any:
         key = (table, col)
@@ -330,15 +332,12 @@ class Prepared:
             # SQLite: multi-row statements, faster than executemany's step per row
             # (cofid.store.raw_sql's module docstring), in as few sizes as the writer's.
             at = 0
-            for k in raw_sql.pieces(len(params), self._rows_per_statement(len(names))):
+            most = raw_sql.rows_fitting(self._variables, len(names), raw_sql.MAX_STATEMENT_ROWS)
+            for k in raw_sql.pieces(len(params), most):
                 flat = tuple(v for p in params[at : at + k] for v in p)
                 out.append((head + ", ".join([one] * k), flat, False))
                 at += k
         return out
-
-    def _rows_per_statement(self, per_row: int) -> int:
-        fits = max(1, min(raw_sql.MAX_STATEMENT_ROWS, self._variables // per_row))
-        return 1 << (fits.bit_length() - 1)
 
 
 def replay(dst: Engine, txns: list[list[Verbatim | Item]]) -> dict[str, Any]:

@@ -55,16 +55,19 @@ class _Shapes:
         self.multi_row = dialect.name == "sqlite"
         self._variables: int | None = None
 
-    def rows_per_statement(self, conn: Connection, per_row: int) -> int:
-        """The most rows of `per_row` parameters one multi-row statement takes: a power of
-        two, at most MAX_STATEMENT_ROWS, within the connection's parameter limit."""
+    def sizes(self, conn: Connection, n: int, per_row: int, *, chunk: int,
+              most: int = MAX_STATEMENT_ROWS) -> Iterator[int]:
+        """Row counts of the statements that write `n` rows of `per_row` parameters: on
+        SQLite powers of two (`pieces`) of at most `most` rows within the connection's
+        parameter limit; elsewhere `chunk` rows at a time."""
+        if not self.multi_row:
+            return (min(chunk, n - i) for i in range(0, n, chunk))
         if self._variables is None:
             dbapi = conn.connection.dbapi_connection
             getlimit = getattr(dbapi, "getlimit", None)
             # 999: SQLite's own default before 3.32, for a driver that cannot say.
             self._variables = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 999
-        fits = max(1, min(MAX_STATEMENT_ROWS, self._variables // max(1, per_row)))
-        return 1 << (fits.bit_length() - 1)
+        return pieces(n, rows_fitting(self._variables, per_row, most))
 
     def proc(self, col: sa.Column[Any]) -> Any:
         key = (col.table.name, col.name)
@@ -187,6 +190,13 @@ def _params_of(sh: _Shapes, table: sa.Table, given: tuple[str, ...]
     return names, params
 
 
+def rows_fitting(variables: int, per_row: int, most: int) -> int:
+    """The most rows of `per_row` parameters one statement may hold under a limit of
+    `variables` parameters: a power of two, at most `most` (rounded down to one)."""
+    fits = max(1, min(most, variables // max(1, per_row)))
+    return 1 << (fits.bit_length() - 1)
+
+
 def pieces(n: int, most: int) -> Iterator[int]:
     """`n` rows as statement sizes: `most` (a power of two) while that many are left,
     then the powers of two of the rest, largest first (13 → 8, 4, 1), so a table's
@@ -211,7 +221,7 @@ def _insert_all(conn: Connection, sh: _Shapes, table: sa.Table, names: tuple[str
             conn.exec_driver_sql(sh.insert(table, names), list(params[i : i + CHUNK]))
         return
     at = 0
-    for k in pieces(len(params), sh.rows_per_statement(conn, len(names))):
+    for k in sh.sizes(conn, len(params), len(names), chunk=CHUNK):
         conn.exec_driver_sql(sh.insert(table, names, k),
                              tuple(v for p in params[at : at + k] for v in p))
         at += k
@@ -274,12 +284,8 @@ def insert_returning_ids(conn: Connection, table: sa.Table, names: tuple[str, ..
     names, params = _values(sh, table, names, base)
     ids: list[int] = []
     if conn.dialect.insert_returning:
-        # SQLite: a few statement sizes (module docstring); MariaDB: as many rows as fit.
-        sizes = (pieces(len(params), sh.rows_per_statement(conn, len(names))) if sh.multi_row
-                 else (min(RETURNING_CHUNK, len(params) - i)
-                       for i in range(0, len(params), RETURNING_CHUNK)))
         at = 0
-        for k in sizes:
+        for k in sh.sizes(conn, len(params), len(names), chunk=RETURNING_CHUNK):
             chunk = params[at : at + k]
             at += k
             sql = sh.insert(table, names, k, returning=id_column)
@@ -342,11 +348,8 @@ def _update_case(conn: Connection, sh: _Shapes, table: sa.Table, key: str,
     for r in rows:
         last[r[-1]] = r
     unique = list(last.values())
-    per_row = 2 * varying + 1
-    sizes = (pieces(len(unique), min(sh.rows_per_statement(conn, per_row), 128)) if sh.multi_row
-             else (min(CASE_CHUNK, len(unique) - i) for i in range(0, len(unique), CASE_CHUNK)))
     at = 0
-    for n in sizes:
+    for n in sh.sizes(conn, len(unique), 2 * varying + 1, chunk=CASE_CHUNK, most=CASE_CHUNK):
         chunk = unique[at : at + n]
         at += n
         sql = sh.update_case(table, names, key, varying, n)
