@@ -1,5 +1,6 @@
 """The feed order (cofid.plans.feed_order): latest start times met, shortest first
-otherwise, and the makespan bound list scheduling then guarantees."""
+otherwise, the makespan bound list scheduling then guarantees, and the slack share
+chosen per batch by the list-scheduling score (mean completion + makespan)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import heapq
 import random
 
 from cofid.plans.batch import distribution_order
-from cofid.plans.feed_order import FIXED_BYTES, SLACK_SHARE, chain_estimate, feed_order
+from cofid.plans.feed_order import (
+    FIXED_BYTES,
+    SLACK_SHARE,
+    SLACK_SHARES,
+    chain_estimate,
+    feed_order,
+    feed_plan,
+    list_schedule_score,
+)
 
 
 def _files(sizes: list[int]) -> list[tuple[int, str]]:
@@ -40,12 +49,12 @@ def test_a_long_call_is_fed_by_its_latest_start_and_the_rest_shortest_first():
     # the batch almost its whole chain after the others.
     rng = random.Random(5)
     sizes = [16000 * rng.randint(60, 300) for _ in range(999)] + [16000 * 10800]
-    order = feed_order(_files(sizes), 8)
+    order, share = feed_plan(_files(sizes), 8)
     at = order.index(999)
     costs = [chain_estimate(s) for s in sizes]
     before = sum(costs[i] for i in order[:at])
     bound = sum(costs) / 8
-    assert before / 8 <= bound - costs[999] + SLACK_SHARE * bound  # its latest start
+    assert before / 8 <= bound - costs[999] + share * bound  # its latest start
     assert at < len(order) - 1
     others = [sizes[i] for i in order if i != 999]
     assert others[:at] == sorted(others[:at])  # shortest first before it
@@ -53,14 +62,15 @@ def test_a_long_call_is_fed_by_its_latest_start_and_the_rest_shortest_first():
 
 def test_every_file_meets_its_latest_start_and_the_makespan_bound_holds():
     rng = random.Random(11)
-    for slots in (2, 8, 32):
+    for slots, given in ((2, None), (8, None), (32, None), (32, SLACK_SHARE), (32, 0.05)):
         sizes = [int(16000 * min(10800.0, rng.lognormvariate(4.5, 1.0))) for _ in range(2000)]
-        order = feed_order(_files(sizes), slots)
+        order, share = feed_plan(_files(sizes), slots, given)
+        assert share == given or (given is None and share in SLACK_SHARES)
         assert sorted(order) == list(range(len(sizes)))
         costs = [chain_estimate(sizes[i]) for i in order]
         total = sum(costs)
         bound = total / slots
-        slack = SLACK_SHARE * bound
+        slack = share * bound
         after = total
         late = 0.0  # the largest file placed where it cannot end by T + slack
         for k, c in enumerate(costs):
@@ -85,8 +95,68 @@ def test_shortest_first_would_miss_the_bound_the_order_meets():
     spt = sorted(chain_estimate(s) for s in sizes)
     bound = sum(spt) / slots
     assert _list_schedule(spt, slots) > bound * (1 + 2 * SLACK_SHARE)
-    ours = [chain_estimate(sizes[i]) for i in feed_order(_files(sizes), slots)]
-    assert _list_schedule(ours, slots) <= bound * (1 + SLACK_SHARE) + 1e-6
+    order, share = feed_plan(_files(sizes), slots)
+    ours = [chain_estimate(sizes[i]) for i in order]
+    assert _list_schedule(ours, slots) <= bound * (1 + share) + 1e-6
+
+
+def _calls(n: int, seed: int) -> list[int]:
+    """Sizes of n calls: a tenth under 5 s, the rest lognormal around 2 minutes, capped at
+    3 hours (bench.workload's mix)."""
+    rng = random.Random(seed)
+    secs = [rng.uniform(0.5, 4.9) if rng.random() < 0.1 else min(10800.0, rng.lognormvariate(4.8, 1.1))
+            for _ in range(n)]
+    return [44 + int(16000 * s) for s in secs]
+
+
+def _scores(sizes: list[int], slots: int, share: float) -> tuple[float, float]:
+    """(mean completion, makespan) of the order built with `share`, list-scheduled."""
+    order = feed_order(_files(sizes), slots, share)
+    costs = [chain_estimate(s) for s in sizes]
+    free = [0.0] * slots
+    ends = []
+    for i in order:
+        t = heapq.heappop(free) + costs[i]
+        ends.append(t)
+        heapq.heappush(free, t)
+    return sum(ends) / len(ends), max(ends)
+
+
+def test_a_coarse_batch_spends_slack_on_its_mean_and_a_fine_one_keeps_the_floor():
+    # 1,000 calls on 32 slots: the longest chains are a large part of T, and a few percent
+    # of makespan buys a clearly better mean. 10,000 calls on 8 slots: every chain is
+    # small beside T, more slack would only cost makespan.
+    for seed in (11, 29, 46):
+        sizes = _calls(1000, seed)
+        _order, share = feed_plan(_files(sizes), 32)
+        assert share > SLACK_SHARE
+        floor_mean, floor_end = _scores(sizes, 32, SLACK_SHARE)
+        mean, end = _scores(sizes, 32, share)
+        assert mean < floor_mean * 0.97
+        assert mean + end < floor_mean + floor_end
+        bound = sum(chain_estimate(s) for s in sizes) / 32
+        assert end <= bound * (1 + share) + max(chain_estimate(s) for s in sizes) * 0.01
+    for seed in (3, 23):
+        assert feed_plan(_files(_calls(10_000, seed)), 8)[1] == SLACK_SHARE
+
+
+def test_the_chosen_share_scores_best_up_to_where_the_score_rises():
+    rng = random.Random(7)
+    for n, slots in ((300, 16), (1000, 32), (2000, 4)):
+        files = _files(_calls(n, rng.randint(1, 10_000)))
+        order, share = feed_plan(files, slots)
+        costs = [chain_estimate(s) for s, _ in files]
+        scores = [list_schedule_score(feed_order(files, slots, s), costs, slots)
+                  for s in SLACK_SHARES]
+        k = SLACK_SHARES.index(share)
+        assert scores[k] == list_schedule_score(order, costs, slots)
+        assert all(scores[i] > scores[i + 1] for i in range(k))  # it fell all the way here
+        assert k == len(SLACK_SHARES) - 1 or scores[k + 1] >= scores[k]  # and rose next
+
+
+def test_no_files_and_one_file():
+    assert feed_plan([], 8) == ([], SLACK_SHARE)
+    assert feed_order([(100, "a.wav")], 8) == [0]
 
 
 def test_distribution_order_reads_sizes_from_disk(tmp_path):
