@@ -215,6 +215,10 @@ class GpuPool:
 
     def _dispatch(self) -> None:
         """Hand free slots to waiters in priority order."""
+        if not self._waiters or not any(g.any_room() for g in self.gpus):
+            # Every slot is taken (the usual case when a request queues): nothing to hand
+            # out, and no waiter need leave the heap to find that out.
+            return
         skipped: list[_Waiter] = []
         while self._waiters:
             w = heapq.heappop(self._waiters)

@@ -117,14 +117,15 @@ def commit_group(engine: Engine, group: Sequence[PendingWrite], ids: EventIds) -
     """Commit every unit of `group` in one transaction; runs in a worker thread."""
     ops: list[Op] = []
     events: list[Event] = []
-    known = [e for item in group for e in (*item.events, *item.result) if e.id]
-    if known and event_committed(engine, known[0]):
-        # Database.run retried us after a lost connection, and the COMMIT had in fact
-        # gone through: the group is durable, doing it again would write it twice.
-        return
-    for item in group:
-        for e in item.events:
-            e.id = 0  # an id from an attempt that rolled back is not ours
+    known = _first_numbered(group)
+    if known is not None:
+        if event_committed(engine, known):
+            # Database.run retried us after a lost connection, and the COMMIT had in fact
+            # gone through: the group is durable, doing it again would write it twice.
+            return
+        for item in group:
+            for e in item.events:
+                e.id = 0  # an id from an attempt that rolled back is not ours
     try:
         _commit(engine, group, ops, events, ids)
     except Exception as exc:
@@ -136,6 +137,19 @@ def commit_group(engine: Engine, group: Sequence[PendingWrite], ids: EventIds) -
         raise
     if events:
         ids.last_id = max(ids.last_id, events[-1].id)
+
+
+def _first_numbered(group: Sequence[PendingWrite]) -> Event | None:
+    """The group's first event that already has an id (only after an attempt of this
+    group whose outcome is unknown), or None: the common case costs one look per event."""
+    for item in group:
+        for e in item.events:
+            if e.id:
+                return e
+        for e in item.result:
+            if e.id:
+                return e
+    return None
 
 
 def _commit(engine: Engine, group: Sequence[PendingWrite], ops: list[Op], events: list[Event],

@@ -13,7 +13,7 @@ from cofid.store import repo
 from cofid.store import tables as t
 from cofid.store.db import Database
 from cofid.store.migrate import upgrade
-from cofid.store.writes import execute_ops
+from cofid.store.writes import EventIds, commit_group, execute_ops
 
 
 async def open_db(url: str) -> Database:
@@ -130,6 +130,51 @@ async def test_writer_drained_with_work_queued_commits_every_item(db_url):
     assert logs == [1, 2, 3]
     replayed = await replay(db, EventFilter(batch_id=bid), 0, 10**9)
     assert len(replayed) == 3 and bus.last_id == replayed[-1].id
+    db.dispose()
+
+
+class _Pending:
+    """A queued unit of a group, as the writer holds it (cofid.store.writes.PendingWrite)."""
+
+    def __init__(self, ops, events):
+        self.ops, self.events, self.step, self.result, self.after = ops, events, None, [], None
+
+
+async def test_a_group_retried_after_its_commit_went_through_is_not_written_twice(db_url):
+    """Database.run runs a group again when the connection dropped around its COMMIT: if
+    the COMMIT had gone through (its first event is in the log as it was written), the
+    retry writes nothing; if it had not (ids of an attempt that rolled back), the group is
+    written afresh with new ids."""
+    db = await open_db(db_url)
+    bid = await db.write(new_batch)
+
+    def group(attempt):
+        return [_Pending([Insert("processing_logs", ({"batch_id": bid, "stage_name": "lid",
+                                                      "status": "success", "attempt": attempt},))],
+                         [Event(batch_id=bid, stage="lid", event_type="info", file_name=f"a{attempt}.wav"),
+                          Event(batch_id=bid, stage="lid", event_type="file_complete")])]
+
+    def logs():
+        with db.engine.connect() as conn:
+            return conn.execute(
+                sa.select(t.processing_logs.c.attempt).where(t.processing_logs.c.batch_id == bid)
+                .order_by(t.processing_logs.c.id)).scalars().all()
+
+    ids = EventIds()
+    done = group(1)
+    commit_group(db.engine, done, ids)
+    first = [e.id for e in done[0].events]
+    assert all(first) and ids.last_id == first[-1]
+    commit_group(db.engine, done, ids)  # the retry of a group that is durable
+    assert [e.id for e in done[0].events] == first and logs() == [1]
+
+    undone = group(2)
+    undone[0].events[0].id = first[-1] + 1000  # an id handed out by an attempt rolled back
+    commit_group(db.engine, undone, ids)
+    again = [e.id for e in undone[0].events]
+    assert again == [first[-1] + 1, first[-1] + 2] and logs() == [1, 2]
+    replayed = await replay(db, EventFilter(batch_id=bid), 0, 10**9)
+    assert [e.id for e in replayed] == first + again
     db.dispose()
 
 
