@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cofid.backends.base import AudioRef
+import pytest
+
+from cofid.backends.base import AudioRef, BackendError
 from cofid.backends.fake import FakeBackends, FakeCall
 from cofid.stages.base import output_path
 
@@ -55,3 +57,22 @@ def test_output_path_makes_the_directory_once_and_keeps_what_is_there(tmp_path: 
     (target.parent / "other.flac").write_bytes(b"x")
     assert output_path(str(target.parent / "10.ivr.flac")) == target.parent / "10.ivr.flac"
     assert (target.parent / "other.flac").read_bytes() == b"x"
+
+
+async def test_only_flaky_calls_leave_a_record_per_file(tmp_path: Path) -> None:
+    """A fake daemon runs for weeks: a call that is not flaky leaves no per-file state
+    behind (it used to keep an attempt count per file and capability), and a flaky one
+    still fails its first attempt at each capability and succeeds on the next."""
+    fake = FakeBackends(script=lambda name: FakeCall(flaky="flaky" in name))
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    for i in range(200):
+        await fake.identify(AudioRef(audio, f"call{i}.wav"))
+    assert fake.attempts == {} and fake.calls["lid"] == 200
+    flaky = AudioRef(audio, "x_flaky.wav")
+    with pytest.raises(BackendError, match="first attempt"):
+        await fake.identify(flaky)
+    assert (await fake.identify(flaky)).language == "en"
+    with pytest.raises(BackendError, match="first attempt"):
+        await fake.trim(flaky, tmp_path / "x.ivr.flac")  # each capability's first attempt
+    assert fake.attempts == {("lid", "x_flaky.wav"): 2, ("ivr", "x_flaky.wav"): 1}
