@@ -26,6 +26,7 @@ from cofid.domain.events import Event
 from cofid.domain.model import EventStatus, EventType, Stage
 from cofid.domain.ops import WriteSet
 from cofid.domain.pipeline import FileState, needs_stage
+from cofid.domain.ports import host_answered
 from cofid.domain.questions import QuestionSet
 from cofid.engine.channels import hand_on
 from cofid.engine.gpus import Gpu, GpuPool
@@ -47,6 +48,15 @@ CAPABILITY: dict[Stage, str] = {
     Stage.DENOISE: "denoise", Stage.IVR: "ivr", Stage.LID: "lid", Stage.STT: "stt",
     Stage.LLM1: "chat", Stage.LLM2: "chat",
 }  # fmt: skip
+
+
+class HostProbeFailed(Exception):
+    """A file's request was an unhealthy host's probe and the host failed it: it does not
+    count against the file's retries (a dead host's probes used to fail files for good)."""
+
+    def __init__(self, cause: BackendError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class Engine(StageReporting):
@@ -202,7 +212,8 @@ class Engine(StageReporting):
         except Exception as exc:  # e.g. no question set for the call's process
             await self._fail(run, stage, f, exc, 0)
             return False
-        attempt = 0
+        attempt = 0  # requests sent (processing_logs numbers them)
+        probes = 0  # of those, failed probes of an unhealthy host: not the file's tries
         f.model_refusal = None
         while True:
             attempt += 1
@@ -213,11 +224,15 @@ class Engine(StageReporting):
                 break
             except (trio.Cancelled, DatabaseUnavailable):
                 raise
+            except HostProbeFailed as probe:
+                probes += 1
+                await self._log_retry(run, stage, f, probe.cause, attempt)
+                await trio.sleep(self.retry.delay(1, self.rng))
             except PermanentBackendError as exc:
                 await self._fail(run, stage, f, exc, attempt)
                 return False
             except BackendError as exc:
-                if attempt >= self.retry.attempts:
+                if attempt - probes >= self.retry.attempts:
                     f.model_refusal = None
                     await self._fail(run, stage, f, exc, attempt)
                     return False
@@ -262,6 +277,8 @@ class Engine(StageReporting):
         preferred = f.gpu if self.pool.needs_affinity else None
         capability = CAPABILITY.get(stage)
         async with self.pool.slot(priority=index, preferred=preferred, capability=capability) as gpu:
+            # An unhealthy host gets a slot only as its breaker's one probe (GpuPool._pick).
+            probe = not gpu.healthy
             request_summary = {"audio": f.audio_name, "attempt": attempt, "gpu": gpu.name}
             if self.file_start_events:
                 await self.writer.post([], [self._file_event(
@@ -272,6 +289,11 @@ class Engine(StageReporting):
                 result = await self._call(st, f, gpu, ctx)
             except BackendError as exc:
                 await self._record(run, stage, gpu, False, time.monotonic() - t0, exc)
+                if probe and not host_answered(exc) and self.pool.healthy_gpus():
+                    # The host is still down: the probe tested it, not the file, whose next
+                    # try goes to a healthy one (with every host down, tries count as usual,
+                    # so files fail instead of waiting forever).
+                    raise HostProbeFailed(exc) from exc
                 raise
             dt = time.monotonic() - t0
             await self._record(run, stage, gpu, True, dt, None)
