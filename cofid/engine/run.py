@@ -33,7 +33,7 @@ from cofid.engine.gpus import Gpu, GpuPool
 from cofid.engine.plan_run import PlanRun, RetryPolicy
 from cofid.engine.reporting import StageReporting, processing_log
 from cofid.engine.verdicts import verdicts_after
-from cofid.engine.writer import Writer
+from cofid.engine.writer import Submitted, Writer, committed
 from cofid.stages.base import FileStage, StageEnv, StageInputs, Summary, stage_for
 from cofid.store.db import Database, DatabaseUnavailable
 from cofid.store.stage_inputs import StoreStageInputs
@@ -48,6 +48,11 @@ CAPABILITY: dict[Stage, str] = {
     Stage.DENOISE: "denoise", Stage.IVR: "ivr", Stage.LID: "lid", Stage.STT: "stt",
     Stage.LLM1: "chat", Stage.LLM2: "chat",
 }  # fmt: skip
+
+
+# A file on its way from a stage's worker to its committer: with its result as queued for
+# the writer and the attempt it took, or None when the worker settled it (skip, gate, fail).
+_Settling = tuple[FileState, "tuple[Submitted, int] | None"]
 
 
 class HostProbeFailed(Exception):
@@ -86,12 +91,12 @@ class Engine(StageReporting):
         self.rng = random.Random(seed)
         # GPU name -> why the start probe found it unusable (cofid.service.start_probe).
         self.start_problems: dict[str, str] = {}
-        # A file waits for a slot, then for the GPU, then for its commit; a worker holds it
-        # all along. With workers for 4x the slots, results pile up while a group commits,
-        # so the next group carries several times more files (fewer statements, commits
-        # and thread hand-offs per file: ~8 % less CPU per 1,000 files on SQLite) and a
-        # slot never idles because its stage's workers all wait for the writer.
-        self.workers_per_stage = sum(g.total_slots for g in pool.gpus) * 4 + 2
+        slots = sum(g.total_slots for g in pool.gpus)
+        self.workers_per_stage = slots + 2
+        # Files of a stage whose result waits for its commit (see _workers): results pile
+        # up while a group commits, so the next group carries several times more files
+        # (fewer statements, commits and thread hand-offs per file).
+        self.committers_per_stage = 4 * slots
 
     # ---- the run -------------------------------------------------------------------------
 
@@ -151,23 +156,42 @@ class Engine(StageReporting):
         self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs,
         receive: trio.MemoryReceiveChannel[FileState], send: trio.MemorySendChannel[FileState] | None,
     ) -> None:
-        async with trio.open_nursery() as nursery:
+        """The stage's workers take a file, get it a slot and its result, queue the result
+        for the writer and take the next file; its committers wait for each result's commit
+        and hand the file on. A file waiting for its commit holds no worker, so a stage
+        never has more files waiting for a slot than it has workers (slots + 2: the feed
+        order's starts hold) while the writer's next group gathers the results of up to
+        `committers_per_stage` files per stage."""
+        settle_send, settle_receive = trio.open_memory_channel[_Settling](0)
+        async with trio.open_nursery() as nursery, settle_send, settle_receive:
             for _ in range(self.workers_per_stage):
-                nursery.start_soon(
-                    self._worker, run, index, stage, inputs, receive.clone(),
-                    send.clone() if send else None,
-                )
+                nursery.start_soon(self._worker, run, index, stage, inputs, receive.clone(),
+                                   settle_send.clone())
+            for _ in range(self.committers_per_stage):
+                nursery.start_soon(self._committer, run, stage, settle_receive.clone(),
+                                   send.clone() if send else None)
 
     async def _worker(
         self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs,
-        receive: trio.MemoryReceiveChannel[FileState], send: trio.MemorySendChannel[FileState] | None,
+        receive: trio.MemoryReceiveChannel[FileState],
+        settle: trio.MemorySendChannel[_Settling],
     ) -> None:
-        async with receive:
+        async with receive, settle:
+            async for f in receive:
+                if run.draining:
+                    continue
+                await hand_on(settle, (f, await self._process(run, index, stage, inputs, f)))
+
+    async def _committer(
+        self, run: PlanRun, stage: Stage,
+        settle: trio.MemoryReceiveChannel[_Settling],
+        send: trio.MemorySendChannel[FileState] | None,
+    ) -> None:
+        async with settle:
             try:
-                async for f in receive:
-                    if run.draining:
-                        continue
-                    await self._process(run, index, stage, inputs, f)
+                async for f, submitted in settle:
+                    if submitted is not None:
+                        await self._settle(run, stage, f, *submitted)
                     # Failed files travel on too (later stages count them as skipped), so
                     # every stage's done + failed + skipped adds up to the run's files.
                     if send is not None and not run.draining:
@@ -180,8 +204,10 @@ class Engine(StageReporting):
 
     async def _process(
         self, run: PlanRun, index: int, stage: Stage, inputs: StageInputs, f: FileState
-    ) -> bool:
-        """Run `stage` for `f`; False when the file failed (or was left for a restart)."""
+    ) -> tuple[Submitted, int] | None:
+        """Run `stage` for `f` up to its result, queued for the writer: (the queued write
+        set, the attempt) for `_settle`, or None when the file is settled here (skipped,
+        gated, failed, or left for a restart)."""
         c = run.counters[stage]
         if not needs_stage(f, stage, run.stages):
             c.skipped += 1
@@ -192,7 +218,7 @@ class Engine(StageReporting):
             elif f.failed_stage is None:
                 c.skipped_ok += 1
             self._changed(run)
-            return f.failed_stage is None
+            return None
         await self._enter(run, stage)
         st = stage_for(stage)
         gated = st.gate(self.env, f)
@@ -204,21 +230,21 @@ class Engine(StageReporting):
             c.skipped += 1
             c.gated += 1
             await self._progress(run, stage)
-            return True
+            return None
         try:
             ctx = await st.load(f, inputs)
         except (trio.Cancelled, DatabaseUnavailable):
             raise
         except Exception as exc:  # e.g. no question set for the call's process
             await self._fail(run, stage, f, exc, 0)
-            return False
+            return None
         attempt = 0  # requests sent (processing_logs numbers them)
         probes = 0  # of those, failed probes of an unhealthy host: not the file's tries
         f.model_refusal = None
         while True:
             attempt += 1
             if run.draining:
-                return False
+                return None
             try:
                 ws, summary, gpu_name, ms = await self._attempt(run, index, st, f, ctx, attempt)
                 break
@@ -230,12 +256,12 @@ class Engine(StageReporting):
                 await trio.sleep(self.retry.delay(1, self.rng))
             except PermanentBackendError as exc:
                 await self._fail(run, stage, f, exc, attempt)
-                return False
+                return None
             except BackendError as exc:
                 if attempt - probes >= self.retry.attempts:
                     f.model_refusal = None
                     await self._fail(run, stage, f, exc, attempt)
-                    return False
+                    return None
                 # The retry tells the model why its reply was refused (a new request,
                 # not the same greedy decode again).
                 f.model_refusal = str(exc) if isinstance(exc, ModelOutputError) else None
@@ -244,7 +270,7 @@ class Engine(StageReporting):
             except Exception as exc:  # a bug or an unexpected reply: this file only
                 log.exception("%s failed on %s", stage, f.audio_name)
                 await self._fail(run, stage, f, exc, attempt)
-                return False
+                return None
         f.model_refusal = None
         ws.ops.append(processing_log(f, stage, "success", attempt, duration_ms=ms,
                                      details={"gpu": gpu_name} if gpu_name else None))
@@ -253,18 +279,23 @@ class Engine(StageReporting):
                               gpu=gpu_name)
         if "moved_from" in summary:
             ev.metadata = {"moved_from": summary["moved_from"]}
+        submitted = await self.writer.submit(ws.ops, [ev],
+                                             after=verdicts_after(self.env, f, stage, "done"))
+        return submitted, attempt
+
+    async def _settle(self, run: PlanRun, stage: Stage, f: FileState, submitted: Submitted,
+                      attempt: int) -> None:
+        """Wait for the commit of `f`'s result at `stage` and count it done."""
         try:
-            await self.writer.commit(ws.ops, [ev],
-                                     after=verdicts_after(self.env, f, stage, "done"))
+            await committed(submitted)
         except DatabaseUnavailable:
             raise
         except Exception as exc:  # the database refused this result (e.g. a value too long)
             log.error("%s result for %s could not be stored: %s", stage, f.audio_name, exc)
             await self._fail(run, stage, f, RuntimeError(f"result could not be stored: {exc}"), attempt)
-            return False
-        c.done += 1
+            return
+        run.counters[stage].done += 1
         await self._progress(run, stage)
-        return True
 
     async def _call(self, st: FileStage[Any, Any], f: FileState, gpu: Gpu, ctx: Any) -> Any:
         """The one backend request of an attempt (a seam the schedule benchmark times)."""

@@ -43,6 +43,18 @@ class _Item:
     after: AfterStep | None = None
 
 
+# What Writer.submit hands back: the queued write set, for `committed`.
+Submitted = _Item
+
+
+async def committed(item: Submitted) -> None:
+    """Wait until a submitted write set is committed; raises what the commit raised."""
+    assert item.done is not None
+    await item.done.wait()
+    if item.error is not None:
+        raise item.error
+
+
 class Writer:
     def __init__(self, db: Database, bus: EventBus, *, max_group: int = 500, queue: int = 10_000) -> None:
         self.db = db
@@ -63,6 +75,15 @@ class Writer:
         `after` runs in the same transaction once the write set is written (it reads it)."""
         await self._wait(_Item(ops, events or [], trio.Event(), after=after))
 
+    async def submit(self, ops: list[Op], events: list[Event] | None = None, *,
+                     after: AfterStep | None = None) -> Submitted:
+        """Queue a write set as `commit` does, without waiting: the caller awaits
+        `committed(handle)` when it needs the write durable (the engine's stage workers
+        go on with the next file meanwhile)."""
+        item = _Item(ops, events or [], trio.Event(), after=after)
+        await hand_on(self._send, item)
+        return item
+
     async def run_step(self, step: Step) -> list[Event]:
         """Run a batch-level step (bulk SQL of its own) and commit the events it returns in
         the same transaction: a crash leaves both or neither."""
@@ -75,11 +96,8 @@ class Writer:
         await hand_on(self._send, _Item(ops, events or []))
 
     async def _wait(self, item: _Item) -> None:
-        assert item.done is not None
         await hand_on(self._send, item)
-        await item.done.wait()
-        if item.error is not None:
-            raise item.error
+        await committed(item)
 
     async def run(self) -> None:
         async with self._receive:
