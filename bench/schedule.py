@@ -36,7 +36,13 @@ Decisions:
 7. --slow-gpus K makes the first K GPUs --slowdown times slower (every call sleeps that
    much longer); the bound is then total work / the slots' summed speed (and the longest
    chain on a full-speed slot).
-8. --seeds runs one workload per seed, one after another in this process, and prints
+8. --down FROM-TO: GPU 0 dies FROM virtual seconds after the run starts (its calls in
+   flight fail then) and refuses connections (an immediate BackendError, not its model's)
+   until TO, then comes back. Its circuit breaker opens, probes after each
+   cool-down, and closes when a probe lands after TO. The bound counts the lost capacity
+   (total work + its slots' down time at its speed, over all slots), and `failed` says
+   whether a file failed for good (a probe of the dead host must not use up a file's try).
+9. --seeds runs one workload per seed, one after another in this process, and prints
    their runs with worst_ratio and median_ratio (and the worst mean completion over the
    barrier schedule's, bench.barrier with --assign rr, on the same workload).
 
@@ -65,7 +71,7 @@ import trio.testing
 
 from bench import workload as w
 from bench.barrier import simulate as simulate_barrier
-from cofid.backends.base import AudioRef, ChatRequest
+from cofid.backends.base import AudioRef, BackendError, ChatRequest
 from cofid.backends.fake import FakeBackends, FakeCall
 from cofid.backends.health import CircuitBreaker
 from cofid.config import parse_config
@@ -82,9 +88,19 @@ class SimBackends(FakeBackends):
         super().__init__(script=lambda name: FakeCall(duration_s=durations[name], segments=6))
         self.durations = durations
         self.slowdown = slowdown
+        self.down: tuple[float, float] | None = None  # virtual times it refuses connections
 
     async def _work(self, stage: str, name: str | None) -> None:
-        await trio.sleep(self.slowdown * w.service_s(stage, self.durations[name] if name else 0.0))
+        busy = self.slowdown * w.service_s(stage, self.durations[name] if name else 0.0)
+        if self.down is not None:
+            now, (start, end) = trio.current_time(), self.down
+            if start <= now < end:
+                await trio.sleep(0.001)
+                raise BackendError("simulated host down: connection refused")
+            if now < start < now + busy:  # the host dies under this call
+                await trio.sleep(start - now)
+                raise BackendError("simulated host down: connection reset")
+        await trio.sleep(busy)
 
     async def denoise(self, audio: AudioRef, output: Path):
         await self._work("denoise", audio.name)
@@ -127,19 +143,21 @@ def placeholder_digest(path: str | Path) -> FileDigest:
 
 
 async def _run(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bool,
-               speeds: list[float]) -> dict:
+               speeds: list[float], down: tuple[float, float] | None) -> dict:
     with mock.patch.object(digests, "hash_file", placeholder_digest):
-        return await _run_batch(durs, gpus, slots, tmp, affinity, speeds)
+        return await _run_batch(durs, gpus, slots, tmp, affinity, speeds, down)
 
 
 async def _run_batch(durs: list[float], gpus: int, slots: int, tmp: Path, affinity: bool,
-                     speeds: list[float]) -> dict:
+                     speeds: list[float], down: tuple[float, float] | None) -> dict:
     names = {w.file_name(i): d for i, d in enumerate(durs)}
     batch_dir = tmp / "batch"
     write_placeholders(batch_dir, durs)
     gpu_list = []
+    sims = []
     for g in range(gpus):
-        b = SimBackends(names, 1.0 / speeds[g]).backends()
+        sims.append(SimBackends(names, 1.0 / speeds[g]))
+        b = sims[-1].backends()
         b.needs_affinity = affinity
         gpu_list.append(Gpu(f"gpu{g}", slots, b, CircuitBreaker(clock=trio.current_time)))
     cfg = parse_config(bench_config(tmp / "data"))
@@ -175,6 +193,8 @@ async def _run_batch(durs: list[float], gpus: int, slots: int, tmp: Path, affini
         app.bus.listeners.append(on_event)
         wall0 = time.perf_counter()
         t0 = trio.current_time()
+        if down is not None:
+            sims[0].down = (t0 + down[0], t0 + down[1])
         run = await app.run_batch(batch_id)
         makespan = trio.current_time() - t0
         run_wall = time.perf_counter() - wall0
@@ -191,6 +211,18 @@ async def _run_batch(durs: list[float], gpus: int, slots: int, tmp: Path, affini
             "items": items}
 
 
+def parse_down(text: str) -> tuple[float, float]:
+    """'600-1800' -> (600.0, 1800.0): when GPU 0 is down, in seconds after the run starts."""
+    lo, sep, hi = text.partition("-")
+    try:
+        start, end = float(lo), float(hi)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--down wants FROM-TO seconds, not {text!r}") from None
+    if not sep or not 0 <= start < end:
+        raise argparse.ArgumentTypeError(f"--down wants 0 <= FROM < TO, not {text!r}")
+    return start, end
+
+
 def parse_seeds(text: str) -> list[int]:
     """'1-50', '3,7,9-12' -> the seeds, in order."""
     out: list[int] = []
@@ -202,21 +234,23 @@ def parse_seeds(text: str) -> list[int]:
 
 def run(files: int, gpus: int, slots: int, seed: int, *, affinity: bool = False,
         order: str = "given", dump: str | None = None, slow_gpus: int = 0,
-        slowdown: float = 2.0) -> dict[str, Any]:
+        slowdown: float = 2.0, down: tuple[float, float] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     durs = w.ordered(w.durations(files, seed), order)
     speeds = [1.0 / slowdown if g < slow_gpus else 1.0 for g in range(gpus)]
     with tempfile.TemporaryDirectory(prefix="cofi-bench-") as tmp:
-        r = trio.run(_run, durs, gpus, slots, Path(tmp), affinity, speeds,
+        r = trio.run(_run, durs, gpus, slots, Path(tmp), affinity, speeds, down,
                      clock=trio.testing.MockClock(autojump_threshold=0))
     names = [w.file_name(i) for i in range(files)]
     comp = [r["completion"].get(n) for n in names]
     done = [c for c in comp if c is not None]
     full = [r["completion"][n] for n in names if r["status"].get(n) == "Complete"]
-    bound = max(w.total_work_s(durs) / (slots * sum(speeds)),
-                max((w.chain_s(d) for d in durs), default=0.0))
     mk = r["makespan"]
+    # GPU 0's slots were lost while it was down (within the run): that work fell on the rest.
+    lost = slots * speeds[0] * max(0.0, min(down[1], mk) - min(down[0], mk)) if down else 0.0
+    bound = max((w.total_work_s(durs) + lost) / (slots * sum(speeds)),
+                max((w.chain_s(d) for d in durs), default=0.0))
     barrier = simulate_barrier(durs, gpus, slots)["completion"]
     mean = sum(done) / len(done) if done else None
     statuses: dict[str, int] = {}
@@ -227,6 +261,7 @@ def run(files: int, gpus: int, slots: int, seed: int, *, affinity: bool = False,
         "benchmark": "schedule", "seed": seed, "files": files, "gpus": gpus, "slots": slots,
         "affinity": affinity, "order": order, "slow_gpus": slow_gpus,
         "slowdown": slowdown if slow_gpus else 1.0,
+        "down": list(down) if down else None,
         "makespan_s": round(mk, 1),
         "lower_bound_s": round(bound, 1),
         "ratio": round(mk / bound, 4) if bound else None,
@@ -270,16 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", help="run every seed of a range or list (1-50, 3,7,9-12)")
     ap.add_argument("--slow-gpus", type=int, default=0, help="how many GPUs are slower")
     ap.add_argument("--slowdown", type=float, default=2.0, help="how much slower they are")
+    ap.add_argument("--down", type=parse_down, metavar="FROM-TO",
+                    help="GPU 0 refuses connections from FROM to TO virtual seconds into the run")
     a = ap.parse_args(argv)
     kw: dict[str, Any] = {"affinity": a.affinity, "order": a.order, "slow_gpus": a.slow_gpus,
-                          "slowdown": a.slowdown}
+                          "slowdown": a.slowdown, "down": a.down}
     if a.seeds:
         t0 = time.perf_counter()
         runs = [run(a.files, a.gpus, a.slots, seed, **kw) for seed in parse_seeds(a.seeds)]
         ratios = [x["ratio"] for x in runs]
         worst = max(runs, key=lambda x: x["ratio"])
         out = {"benchmark": "schedule", "files": a.files, "gpus": a.gpus, "slots": a.slots,
-               "slow_gpus": a.slow_gpus, "seeds": [x["seed"] for x in runs],
+               "slow_gpus": a.slow_gpus, "down": a.down, "seeds": [x["seed"] for x in runs],
                "worst_ratio": worst["ratio"], "worst_seed": worst["seed"],
                "median_ratio": round(statistics.median(ratios), 4),
                "worst_mean_vs_barrier": max(x["mean_vs_barrier"] for x in runs),
