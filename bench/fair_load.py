@@ -331,12 +331,9 @@ class Prepared:
                 continue
             # SQLite: multi-row statements, faster than executemany's step per row
             # (cofid.store.raw_sql's module docstring), in as few sizes as the writer's.
-            at = 0
             most = raw_sql.rows_fitting(self._variables, len(names), raw_sql.MAX_STATEMENT_ROWS)
-            for k in raw_sql.pieces(len(params), most):
-                flat = tuple(v for p in params[at : at + k] for v in p)
-                out.append((head + ", ".join([one] * k), flat, False))
-                at += k
+            for rows in raw_sql.runs(params, raw_sql.pieces(len(params), most)):
+                out.append((head + ", ".join([one] * len(rows)), raw_sql.flat(rows), False))
         return out
 
 

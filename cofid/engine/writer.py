@@ -73,7 +73,7 @@ class Writer:
                      after: AfterStep | None = None) -> None:
         """Queue a write set and wait until it is committed; raises what the commit raised.
         `after` runs in the same transaction once the write set is written (it reads it)."""
-        await self._wait(_Item(ops, events or [], trio.Event(), after=after))
+        await committed(await self.submit(ops, events, after=after))
 
     async def submit(self, ops: list[Op], events: list[Event] | None = None, *,
                      after: AfterStep | None = None) -> Submitted:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
@@ -39,6 +39,8 @@ from sqlalchemy.engine import Connection, Dialect
 CHUNK = 1000
 RETURNING_CHUNK = 500  # rows per INSERT ... RETURNING (one parameter per column each)
 MAX_STATEMENT_ROWS = 512  # rows per multi-row statement on SQLite (a power of two)
+
+T = TypeVar("T")
 
 
 class _Shapes:
@@ -212,19 +214,30 @@ def pieces(n: int, most: int) -> Iterator[int]:
             n -= bit
 
 
+def runs(items: Sequence[T], sizes: Iterable[int]) -> Iterator[Sequence[T]]:
+    """Consecutive slices of `items`, one per size (the sizes add up to len(items))."""
+    at = 0
+    for k in sizes:
+        yield items[at : at + k]
+        at += k
+
+
+def flat(rows: Iterable[Sequence[Any]]) -> tuple[Any, ...]:
+    """A multi-row statement's parameters: the rows' values one after another."""
+    return tuple(chain.from_iterable(rows))
+
+
 def _insert_all(conn: Connection, sh: _Shapes, table: sa.Table, names: tuple[str, ...],
                 params: Sequence[tuple[Any, ...]]) -> None:
     """INSERT driver-ready rows: multi-row statements on SQLite, else executemany in
     CHUNK batches (PyMySQL makes those multi-row INSERTs itself)."""
+    batches = runs(params, sh.sizes(conn, len(params), len(names), chunk=CHUNK))
     if not sh.multi_row:
-        for i in range(0, len(params), CHUNK):
-            conn.exec_driver_sql(sh.insert(table, names), list(params[i : i + CHUNK]))
+        for rows in batches:
+            conn.exec_driver_sql(sh.insert(table, names), list(rows))
         return
-    at = 0
-    for k in sh.sizes(conn, len(params), len(names), chunk=CHUNK):
-        conn.exec_driver_sql(sh.insert(table, names, k),
-                             tuple(v for p in params[at : at + k] for v in p))
-        at += k
+    for rows in batches:
+        conn.exec_driver_sql(sh.insert(table, names, len(rows)), flat(rows))
 
 
 def insert_stream(conn: Connection, table: sa.Table, names: tuple[str, ...],
@@ -284,13 +297,9 @@ def insert_returning_ids(conn: Connection, table: sa.Table, names: tuple[str, ..
     names, params = _values(sh, table, names, base)
     ids: list[int] = []
     if conn.dialect.insert_returning:
-        at = 0
-        for k in sh.sizes(conn, len(params), len(names), chunk=RETURNING_CHUNK):
-            chunk = params[at : at + k]
-            at += k
-            sql = sh.insert(table, names, k, returning=id_column)
-            flat = tuple(v for p in chunk for v in p)
-            got = sorted(int(r[0]) for r in conn.exec_driver_sql(sql, flat))
+        for chunk in runs(params, sh.sizes(conn, len(params), len(names), chunk=RETURNING_CHUNK)):
+            sql = sh.insert(table, names, len(chunk), returning=id_column)
+            got = sorted(int(r[0]) for r in conn.exec_driver_sql(sql, flat(chunk)))
             if len(got) != len(chunk):
                 raise RuntimeError(f"INSERT ... RETURNING gave {len(got)} ids for {len(chunk)} rows")
             ids += got
@@ -348,11 +357,9 @@ def _update_case(conn: Connection, sh: _Shapes, table: sa.Table, key: str,
     for r in rows:
         last[r[-1]] = r
     unique = list(last.values())
-    at = 0
-    for n in sh.sizes(conn, len(unique), 2 * varying + 1, chunk=CASE_CHUNK, most=CASE_CHUNK):
-        chunk = unique[at : at + n]
-        at += n
-        sql = sh.update_case(table, names, key, varying, n)
+    sizes = sh.sizes(conn, len(unique), 2 * varying + 1, chunk=CASE_CHUNK, most=CASE_CHUNK)
+    for chunk in runs(unique, sizes):
+        sql = sh.update_case(table, names, key, varying, len(chunk))
         params: list[Any] = []
         for j in range(varying):
             for r in chunk:
