@@ -2,8 +2,8 @@
 start, progress, completion, file results, failures) and GPU health changes.
 
 A mixin of Engine: it needs `writer`, `pool`, `env`, `progress_every_files` and
-`progress_every_s`. Status changes commit together with their events; progress and
-retry records are posted without waiting.
+`progress_every_s`. Status changes commit together with their events; a stage's start,
+progress and retry records are posted without waiting (the writer keeps their order).
 """
 
 from __future__ import annotations
@@ -109,7 +109,11 @@ class StageReporting:
             ws.update("batch_status", "id", run.batch_id,
                       **{STAGES[stage].batch_status: StageStatus.IN_PROGRESS})
         ev = self._stage_event(run, stage, EventType.STAGE_START, EventStatus.PROCESSING)
-        await self.writer.commit(ws.ops, [ev])
+        # Posted, not waited for: the writer commits in queue order, so the status and its
+        # event still land before any result of the stage, and the first file into the
+        # stage does not trail the others by a commit (two files meant to reach a host
+        # together went one after the other, the second after the host was taken out).
+        await self.writer.post(ws.ops, [ev])
         self._changed(run)
 
     async def _stage_finished(self, run: PlanRun, stage: Stage) -> None:
